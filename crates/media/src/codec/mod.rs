@@ -1,0 +1,3 @@
+//! Codec helpers: NAL unit framing, parameter sets, JPEG headers, G.711 and AAC.
+
+pub mod nal;

@@ -1,0 +1,4 @@
+//! Simulators for every device and cloud camgate speaks to, with fault knobs, used by the demo
+//! and the tests: they behave like the real devices and reject what the real devices reject.
+
+pub mod testsrc;
