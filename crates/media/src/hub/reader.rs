@@ -1,0 +1,181 @@
+//! A reader's bounded queue: frames in order, skipped to the next keyframe on overflow.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use super::stream::Stream;
+use crate::{Frame, TrackInfo};
+
+/// What a reader's queue holds and has lost.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    frames: VecDeque<Arc<Frame>>,
+    bytes: usize,
+    waiting_for_sync: bool,
+    closed: bool,
+    /// Frames this reader never got because it was too slow.
+    pub(crate) dropped: u64,
+    /// How many times the queue overflowed and skipped to a keyframe.
+    pub(crate) overflows: u64,
+}
+
+/// The part of a reader the stream pushes into.
+#[derive(Debug)]
+pub(crate) struct ReaderShared {
+    pub(crate) id: u64,
+    queue: Mutex<Queue>,
+    notify: Notify,
+    max_bytes: usize,
+    max_frames: usize,
+}
+
+/// Result of pushing one frame into a reader's queue: how many frames it cost the reader.
+pub(crate) struct PushOutcome {
+    pub(crate) dropped: u64,
+    pub(crate) overflowed: bool,
+}
+
+impl ReaderShared {
+    pub(crate) fn new(id: u64, max_bytes: usize, max_frames: usize) -> Self {
+        ReaderShared {
+            id,
+            queue: Mutex::new(Queue {
+                waiting_for_sync: true,
+                ..Queue::default()
+            }),
+            notify: Notify::new(),
+            max_bytes,
+            max_frames: max_frames.max(1),
+        }
+    }
+
+    /// Seeds a new reader with the cached GOP (starts on its keyframe).
+    pub(crate) fn prime(&self, gop: &[Arc<Frame>]) {
+        if gop.is_empty() {
+            return;
+        }
+        let mut q = self.queue.lock().expect("reader queue");
+        q.waiting_for_sync = false;
+        for f in gop {
+            q.bytes += f.data.len();
+            q.frames.push_back(f.clone());
+        }
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    /// Queues a frame; on overflow drops the queue and waits for the next sync frame.
+    pub(crate) fn push(&self, frame: &Arc<Frame>, is_sync: bool) -> PushOutcome {
+        let mut q = self.queue.lock().expect("reader queue");
+        let mut dropped = 0;
+        let mut overflowed = false;
+        if q.waiting_for_sync {
+            if !is_sync {
+                // Frames before a new reader's first keyframe are not losses; after an
+                // overflow they are.
+                let lost = u64::from(q.overflows > 0);
+                q.dropped += lost;
+                return PushOutcome {
+                    dropped: lost,
+                    overflowed: false,
+                };
+            }
+            q.waiting_for_sync = false;
+        }
+        if q.bytes + frame.data.len() > self.max_bytes || q.frames.len() >= self.max_frames {
+            dropped = q.frames.len() as u64;
+            q.frames.clear();
+            q.bytes = 0;
+            q.overflows += 1;
+            overflowed = true;
+            if !is_sync {
+                q.waiting_for_sync = true;
+                dropped += 1;
+                q.dropped += dropped;
+                return PushOutcome {
+                    dropped,
+                    overflowed,
+                };
+            }
+            q.dropped += dropped;
+        }
+        q.bytes += frame.data.len();
+        q.frames.push_back(frame.clone());
+        drop(q);
+        self.notify.notify_one();
+        PushOutcome {
+            dropped,
+            overflowed,
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.queue.lock().expect("reader queue").closed = true;
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn counters(&self) -> (u64, u64, usize) {
+        let q = self.queue.lock().expect("reader queue");
+        (q.dropped, q.overflows, q.bytes)
+    }
+
+    fn try_pop(&self) -> Result<Option<Arc<Frame>>, ()> {
+        let mut q = self.queue.lock().expect("reader queue");
+        match q.frames.pop_front() {
+            Some(f) => {
+                q.bytes -= f.data.len();
+                Ok(Some(f))
+            }
+            None if q.closed => Err(()),
+            None => Ok(None),
+        }
+    }
+}
+
+/// One subscriber of a stream. Dropping it unsubscribes.
+pub struct Reader {
+    pub(crate) stream: Arc<Stream>,
+    pub(crate) shared: Arc<ReaderShared>,
+    pub(crate) tracks: Arc<[TrackInfo]>,
+}
+
+impl Reader {
+    /// The tracks of the stream when this reader subscribed.
+    pub fn tracks(&self) -> &Arc<[TrackInfo]> {
+        &self.tracks
+    }
+
+    /// The stream this reader reads.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    /// The next frame, waiting for it; `None` once the stream is closed.
+    pub async fn recv(&mut self) -> Option<Arc<Frame>> {
+        loop {
+            match self.shared.try_pop() {
+                Ok(Some(f)) => return Some(f),
+                Err(()) => return None,
+                Ok(None) => self.shared.notify.notified().await,
+            }
+        }
+    }
+
+    /// A frame if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<Frame>> {
+        self.shared.try_pop().ok().flatten()
+    }
+
+    /// Frames this reader lost because it was too slow.
+    pub fn dropped(&self) -> u64 {
+        self.shared.counters().0
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.stream.remove_reader(self.shared.id);
+    }
+}

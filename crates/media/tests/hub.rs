@@ -1,0 +1,372 @@
+//! Hub behaviour: on-demand lifecycle, reconnect, liveness, GOP cache, slow readers.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use media::hub::{Hub, StreamOptions, StreamState};
+use media::{
+    Codec, Frame, G711Law, Source, SourceError, SourceErrorKind, SourceSession, TrackInfo,
+};
+
+/// A scripted camera: video (GOP of `gop` frames) + audio, with fault knobs.
+#[derive(Default)]
+struct Script {
+    fail_first_dials: u32,
+    frames_per_session: Option<u64>,
+    video_stops_after: Option<u64>,
+    gop: u64,
+    frame_len: usize,
+}
+
+struct MockSource {
+    script: Script,
+    dials: AtomicU32,
+    live_sessions: Arc<AtomicUsize>,
+}
+
+impl MockSource {
+    fn new(script: Script) -> Arc<Self> {
+        Arc::new(MockSource {
+            script,
+            dials: AtomicU32::new(0),
+            live_sessions: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+}
+
+struct MockSession {
+    n: u64,
+    gop: u64,
+    frame_len: usize,
+    limit: Option<u64>,
+    video_stops_after: Option<u64>,
+    live: Arc<AtomicUsize>,
+    audio_next: bool,
+}
+
+impl Drop for MockSession {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn tracks() -> Vec<TrackInfo> {
+    vec![
+        TrackInfo::new(Codec::H264 {
+            sps: Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1e]),
+            pps: Bytes::from_static(&[0x68, 0xce]),
+        }),
+        TrackInfo::new(Codec::G711 {
+            law: G711Law::A,
+            rate: 8000,
+            channels: 1,
+        }),
+    ]
+}
+
+impl Source for MockSource {
+    fn connect(&self) -> BoxFuture<'static, Result<Box<dyn SourceSession>, SourceError>> {
+        let dial = self.dials.fetch_add(1, Ordering::SeqCst);
+        let s = &self.script;
+        let fail = dial < s.fail_first_dials;
+        let session = MockSession {
+            n: 0,
+            gop: s.gop.max(1),
+            frame_len: s.frame_len.max(1),
+            limit: s.frames_per_session,
+            video_stops_after: s.video_stops_after,
+            live: self.live_sessions.clone(),
+            audio_next: false,
+        };
+        if !fail {
+            self.live_sessions.fetch_add(1, Ordering::SeqCst);
+        }
+        Box::pin(async move {
+            if fail {
+                std::mem::forget(session);
+                return Err(SourceError::new(SourceErrorKind::Connect, "mock: refused"));
+            }
+            Ok(Box::new(session) as Box<dyn SourceSession>)
+        })
+    }
+
+    fn describe(&self) -> String {
+        "mock://camera".into()
+    }
+}
+
+impl SourceSession for MockSession {
+    fn tracks(&self) -> Vec<TrackInfo> {
+        tracks()
+    }
+
+    fn next_frame(&mut self) -> BoxFuture<'_, Result<Frame, SourceError>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            if let Some(limit) = self.limit {
+                if self.n >= limit {
+                    return Err(SourceError::new(SourceErrorKind::Ended, "mock: dropped"));
+                }
+            }
+            let video_on = self.video_stops_after.is_none_or(|s| self.n < s);
+            self.audio_next = !self.audio_next;
+            if self.audio_next || !video_on {
+                return Ok(Frame::new(
+                    1,
+                    self.n as i64 * 160,
+                    true,
+                    Bytes::from(vec![0xd5; 160]),
+                ));
+            }
+            let n = self.n;
+            self.n += 1;
+            Ok(Frame::new(
+                0,
+                n as i64 * 3600,
+                n % self.gop == 0,
+                Bytes::from(vec![(n % 251) as u8; self.frame_len]),
+            ))
+        })
+    }
+}
+
+fn fast_opts() -> StreamOptions {
+    StreamOptions {
+        idle_timeout: Duration::from_millis(200),
+        start_timeout: Duration::from_secs(2),
+        video_timeout: Duration::from_millis(300),
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+        ..StreamOptions::default()
+    }
+}
+
+async fn wait_for(mut cond: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached within 3 s");
+}
+
+#[tokio::test]
+async fn source_starts_on_first_reader_and_stops_after_idle_timeout() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 10,
+        ..Script::default()
+    });
+    let stream = hub.add_stream("cam", src.clone(), fast_opts());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        src.dials.load(Ordering::SeqCst),
+        0,
+        "on-demand stream dialled without readers"
+    );
+    let mut reader = stream.subscribe().await.unwrap();
+    assert!(reader.recv().await.is_some());
+    assert_eq!(stream.state(), StreamState::Streaming);
+    drop(reader);
+    wait_for(|| stream.state() == StreamState::Idle).await;
+    assert_eq!(src.live_sessions.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn preload_starts_without_readers_and_retries_failed_first_dials() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 10,
+        fail_first_dials: 3,
+        ..Script::default()
+    });
+    let stream = hub.add_stream(
+        "cam",
+        src.clone(),
+        StreamOptions {
+            preload: true,
+            ..fast_opts()
+        },
+    );
+    wait_for(|| stream.state() == StreamState::Streaming).await;
+    assert_eq!(src.dials.load(Ordering::SeqCst), 4);
+    assert_eq!(stream.stats().reconnects, 0);
+    assert!(stream.stats().last_error.is_none());
+}
+
+#[tokio::test]
+async fn reader_resumes_after_source_drops_with_continuous_timestamps() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 5,
+        frames_per_session: Some(20),
+        ..Script::default()
+    });
+    let stream = hub.add_stream("cam", src.clone(), fast_opts());
+    let mut reader = stream.subscribe().await.unwrap();
+    let mut last_video_ts = None;
+    let mut video = 0;
+    while video < 50 {
+        let f = tokio::time::timeout(Duration::from_secs(3), reader.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if f.track == 0 {
+            if let Some(prev) = last_video_ts {
+                assert!(
+                    f.ts > prev,
+                    "video timestamps went back: {prev} -> {}",
+                    f.ts
+                );
+            }
+            last_video_ts = Some(f.ts);
+            video += 1;
+        }
+    }
+    assert!(stream.stats().reconnects >= 2);
+    assert!(src.dials.load(Ordering::SeqCst) >= 3);
+}
+
+#[tokio::test]
+async fn video_silence_triggers_reconnect_even_while_audio_flows() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 5,
+        video_stops_after: Some(10),
+        ..Script::default()
+    });
+    let stream = hub.add_stream(
+        "cam",
+        src.clone(),
+        StreamOptions {
+            preload: true,
+            ..fast_opts()
+        },
+    );
+    wait_for(|| stream.stats().reconnects >= 1).await;
+    let err = stream.stats().last_error;
+    assert!(src.dials.load(Ordering::SeqCst) >= 2);
+    let _ = err; // cleared by the successful reconnect; the dial count proves the watchdog fired
+}
+
+#[tokio::test]
+async fn new_reader_starts_at_cached_keyframe_at_once() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 25,
+        ..Script::default()
+    });
+    let stream = hub.add_stream(
+        "cam",
+        src,
+        StreamOptions {
+            preload: true,
+            ..fast_opts()
+        },
+    );
+    wait_for(|| stream.stats().gop_frames > 6).await;
+    let t0 = std::time::Instant::now();
+    let mut reader = stream.subscribe().await.unwrap();
+    let first = reader.try_recv().expect("GOP frames queued at subscribe");
+    assert!(t0.elapsed() < Duration::from_millis(50));
+    assert_eq!(first.track, 0);
+    assert!(first.keyframe);
+    let mut n = 1;
+    while reader.try_recv().is_some() {
+        n += 1;
+    }
+    assert!(n > 6, "only {n} frames from the GOP cache");
+}
+
+#[tokio::test]
+async fn stalled_reader_is_skipped_and_bounded_without_slowing_others() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 10,
+        frame_len: 10_000,
+        ..Script::default()
+    });
+    let opts = StreamOptions {
+        reader_queue_bytes: 100_000,
+        ..fast_opts()
+    };
+    let stream = hub.add_stream("cam", src, opts);
+    let stalled = stream.subscribe().await.unwrap();
+    let mut fast = stream.subscribe().await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 120 {
+        let f = tokio::time::timeout(Duration::from_secs(2), fast.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if f.track == 0 {
+            got.push(f.ts);
+        }
+    }
+    // The fast reader saw every video frame in order: no gaps of more than one frame period.
+    for w in got.windows(2) {
+        assert_eq!(w[1] - w[0], 3600, "fast reader lost a frame");
+    }
+    assert_eq!(fast.dropped(), 0);
+    assert!(stalled.dropped() > 0, "stalled reader never dropped");
+    let stats = stream.stats();
+    assert!(stats.overflows >= 1);
+    assert!(stats.drops >= stalled.dropped());
+    // Bounded: the stalled queue never exceeds its budget.
+    let mut stalled = stalled;
+    let mut bytes = 0;
+    let mut first = true;
+    while let Some(f) = stalled.try_recv() {
+        if first {
+            assert!(
+                f.keyframe || f.track == 1,
+                "after a skip the reader resumes at a keyframe"
+            );
+            first = false;
+        }
+        bytes += f.data.len();
+    }
+    assert!(bytes <= 100_000, "stalled queue held {bytes} bytes");
+}
+
+#[tokio::test]
+async fn describe_reports_why_a_source_is_unavailable() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        fail_first_dials: 100,
+        ..Script::default()
+    });
+    let stream = hub.add_stream("cam", src, fast_opts());
+    let err = stream.describe().await.unwrap_err();
+    assert!(err.to_string().contains("mock: refused"), "{err}");
+    assert!(matches!(
+        hub.get("nope"),
+        Err(media::hub::HubError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn closing_the_hub_ends_readers() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 5,
+        ..Script::default()
+    });
+    let stream = hub.add_stream("cam", src, fast_opts());
+    let mut reader = stream.subscribe().await.unwrap();
+    hub.close();
+    let mut n = 0;
+    while tokio::time::timeout(Duration::from_secs(1), reader.recv())
+        .await
+        .unwrap()
+        .is_some()
+    {
+        n += 1;
+        assert!(n < 10_000);
+    }
+    assert_eq!(stream.state(), StreamState::Closed);
+}
