@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod frame;
 pub mod hub;
+pub mod mux;
 pub mod rtp;
 pub mod sdp;
 pub mod source;

@@ -1,7 +1,7 @@
 //! Hub behaviour: on-demand lifecycle, reconnect, liveness, GOP cache, slow readers.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -106,10 +106,8 @@ impl SourceSession for MockSession {
     fn next_frame(&mut self) -> BoxFuture<'_, Result<Frame, SourceError>> {
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(2)).await;
-            if let Some(limit) = self.limit {
-                if self.n >= limit {
-                    return Err(SourceError::new(SourceErrorKind::Ended, "mock: dropped"));
-                }
+            if self.limit.is_some_and(|limit| self.n >= limit) {
+                return Err(SourceError::new(SourceErrorKind::Ended, "mock: dropped"));
             }
             let video_on = self.video_stops_after.is_none_or(|s| self.n < s);
             self.audio_next = !self.audio_next;
@@ -126,7 +124,7 @@ impl SourceSession for MockSession {
             Ok(Frame::new(
                 0,
                 n as i64 * 3600,
-                n % self.gop == 0,
+                n.is_multiple_of(self.gop),
                 Bytes::from(vec![(n % 251) as u8; self.frame_len]),
             ))
         })

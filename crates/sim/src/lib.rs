@@ -1,4 +1,6 @@
 //! Simulators for every device and cloud camgate speaks to, with fault knobs, used by the demo
 //! and the tests: they behave like the real devices and reject what the real devices reject.
 
+pub mod camera;
+pub mod rtsp_camera;
 pub mod testsrc;

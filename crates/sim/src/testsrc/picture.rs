@@ -19,7 +19,7 @@ pub struct Yuv420 {
 impl Yuv420 {
     /// A picture filled with one colour.
     pub fn new(width: usize, height: usize, y: u8, u: u8, v: u8) -> Self {
-        assert!(width % 16 == 0 && height % 16 == 0 && width > 0 && height > 0);
+        assert!(width.is_multiple_of(16) && height.is_multiple_of(16) && width > 0 && height > 0);
         Yuv420 {
             width,
             height,

@@ -1,0 +1,286 @@
+//! The HTTP API on axum (port 1984 by default). Paths are named as go2rtc names them, so that
+//! clients written for go2rtc (Home Assistant, Frigate, scripts) work unchanged:
+//!
+//! - `GET /api/streams[?src=NAME]`: state and counters of every stream (an object keyed by
+//!   name), or of one;
+//! - `GET /api/frame.jpeg?src=NAME`: a JPEG snapshot from the cached keyframe;
+//! - `GET /api/stream.mjpeg?src=NAME`: a `multipart/x-mixed-replace` MJPEG stream;
+//! - `GET /metrics`: Prometheus text format.
+//!
+//! Every route is behind HTTP Basic auth when users are configured. Unlike go2rtc, requests from
+//! localhost are not exempt: a reverse proxy on the same host would otherwise open everything.
+//!
+//! ## Decoding H.264/H.265 for snapshots and MJPEG: an ffmpeg subprocess
+//!
+//! camgate never transcodes on the main path (RTSP re-serves the camera's own bitstream). Only
+//! two HTTP outputs need pictures: `/api/frame.jpeg` and `/api/stream.mjpeg` of an H.264/H.265
+//! camera. For those camgate runs the `ffmpeg` binary as a subprocess, fed Annex B on stdin and
+//! read as JPEG on stdout, instead of linking a decoder into the process:
+//!
+//! - **For the subprocess:** it decodes everything cameras send (H.264 of every profile, H.265
+//!   Main/Main 10, odd SPS extensions) and encodes JPEG, with no C code in our build and no
+//!   codec licences in our binary; a decoder crash or a hostile bitstream kills a child, not
+//!   the server that carries every other camera; the cost is paid only while someone asks
+//!   for pictures (a snapshot is one short run, cached per keyframe; an MJPEG stream is one
+//!   long run per stream, whoever watches it).
+//! - **Against it:** ffmpeg must be installed (a clear 500 says so when it is not; JPEG cameras
+//!   need nothing); each snapshot of a new keyframe pays a process start (~30–60 ms) on top of
+//!   the decode; one MJPEG stream costs a process and pipe copies of the bitstream.
+//! - **The in-process alternative** (openh264, or libavcodec through bindings) would save the
+//!   process start and the copies, but openh264 decodes only H.264 (Constrained Baseline and
+//!   some High) and not H.265, builds bundled C++, and a decoder fault would take the whole
+//!   server down; libavcodec bindings need the C development libraries at build time. Neither
+//!   pays off for snapshots and occasional MJPEG viewers.
+//!
+//! Snapshots decode the cached keyframe only (a picture at most one GOP old), never wait for
+//! the next keyframe when one is cached, and keep the last JPEG per stream keyed by that
+//! keyframe, so a dashboard polling every second runs ffmpeg once per GOP. MJPEG shares one
+//! ffmpeg per stream among all its MJPEG readers (see `mjpeg`).
+
+mod error;
+mod ffmpeg;
+mod metrics;
+mod mjpeg;
+mod snapshot;
+mod streams;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use media::hub::Hub;
+use rtsp::server::ServerCounters;
+
+pub use error::ApiError;
+
+/// What the HTTP API serves from.
+#[derive(Clone)]
+pub struct AppState {
+    /// The streams.
+    pub hub: Arc<Hub>,
+    /// The RTSP server's counters, for `/metrics`.
+    pub rtsp: Option<Arc<ServerCounters>>,
+    /// `(username, password)` pairs; non-empty = every request needs Basic auth.
+    pub users: Vec<(String, String)>,
+    /// The ffmpeg binary (a name on `PATH` or a path) used to decode H.264/H.265.
+    pub ffmpeg: String,
+}
+
+impl AppState {
+    /// State for `hub` with no RTSP counters, no users and `ffmpeg` from `PATH`.
+    pub fn new(hub: Arc<Hub>) -> Self {
+        AppState {
+            hub,
+            rtsp: None,
+            users: Vec::new(),
+            ffmpeg: "ffmpeg".into(),
+        }
+    }
+}
+
+/// The state every handler sees: the configuration plus the per-stream caches.
+struct Shared {
+    app: AppState,
+    snapshots: snapshot::SnapshotCache,
+    transcoders: mjpeg::Transcoders,
+}
+
+type Ctx = Arc<Shared>;
+
+/// The API as an axum router (for embedding, or serving with graceful shutdown).
+pub fn router(state: AppState) -> Router {
+    let ctx: Ctx = Arc::new(Shared {
+        app: state,
+        snapshots: snapshot::SnapshotCache::default(),
+        transcoders: mjpeg::Transcoders::default(),
+    });
+    Router::new()
+        .route("/api/streams", get(streams::streams))
+        .route("/api/frame.jpeg", get(snapshot::frame_jpeg))
+        .route("/api/stream.mjpeg", get(mjpeg::stream_mjpeg))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(ctx.clone(), basic_auth))
+        .with_state(ctx)
+}
+
+/// Serves the API on `listener` until the listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such path: {}", req.uri().path()),
+    )
+}
+
+/// Rejects requests without valid Basic credentials when users are configured.
+async fn basic_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let users = &ctx.app.users;
+    if users.is_empty() {
+        return next.run(req).await;
+    }
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_basic)
+        .is_some_and(|(user, pass)| {
+            // Check every entry so that timing does not tell which user exists.
+            users.iter().fold(false, |found, (u, p)| {
+                found
+                    | (ct_eq(u.as_bytes(), user.as_bytes()) & ct_eq(p.as_bytes(), pass.as_bytes()))
+            })
+        });
+    if ok {
+        return next.run(req).await;
+    }
+    let mut resp =
+        ApiError::new(StatusCode::UNAUTHORIZED, "authentication required").into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"camgate\""),
+    );
+    resp
+}
+
+/// `Basic base64(user:pass)` → `(user, pass)`.
+fn parse_basic(value: &str) -> Option<(String, String)> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// Equality whose time depends only on the lengths.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses a query string strictly: `%XX` escapes must be valid and decode to UTF-8.
+fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.push((percent_decode(k)?, percent_decode(v)?));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bad query: {s:?} is not valid percent-encoded UTF-8"),
+        )
+    };
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b.get(i + 1..i + 3).ok_or_else(bad)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// The `src` parameter: required, non-empty, given once.
+fn src_param(raw: Option<&str>) -> Result<String, ApiError> {
+    let src = optional_src(raw)?;
+    src.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing ?src=NAME (the stream name)",
+        )
+    })
+}
+
+/// The `src` parameter if present: non-empty, given once.
+fn optional_src(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let params = parse_query(raw)?;
+    let mut srcs = params
+        .into_iter()
+        .filter(|(k, _)| k == "src")
+        .map(|(_, v)| v);
+    let first = srcs.next();
+    if srcs.next().is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad query: src given more than once",
+        ));
+    }
+    match first {
+        Some(s) if s.is_empty() => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad query: src is empty",
+        )),
+        other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_decoded() {
+        // "viewer:p:w" — the password may contain ':'.
+        assert_eq!(
+            parse_basic("Basic dmlld2VyOnA6dw=="),
+            Some(("viewer".into(), "p:w".into()))
+        );
+        assert_eq!(parse_basic("Bearer x"), None);
+        assert_eq!(parse_basic("Basic !!!"), None);
+    }
+
+    #[test]
+    fn query_is_decoded_strictly() {
+        assert_eq!(
+            parse_query(Some("src=a%20b&x=1+2")).unwrap(),
+            vec![("src".into(), "a b".into()), ("x".into(), "1 2".into())]
+        );
+        assert!(parse_query(Some("src=%zz")).is_err());
+        assert!(parse_query(Some("src=%ff")).is_err());
+        assert!(parse_query(Some("src=%4")).is_err());
+    }
+
+    #[test]
+    fn src_must_be_present_once_and_non_empty() {
+        assert_eq!(src_param(Some("src=cam")).unwrap(), "cam");
+        assert_eq!(src_param(None).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            src_param(Some("src=")).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            src_param(Some("src=a&src=b")).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(optional_src(Some("other=1")).unwrap(), None);
+    }
+}

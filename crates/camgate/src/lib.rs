@@ -1,0 +1,9 @@
+//! camgate as a library: configuration, HTTP API, dissectors and commands, used by the binary and the tests.
+pub mod config;
+pub mod demo;
+pub mod dissect;
+pub mod dump;
+pub mod http;
+pub mod serve;
+pub mod simcmd;
+pub mod sources;

@@ -1,0 +1,102 @@
+//! `camgate serve`: builds the Hub from the configuration and runs the RTSP and HTTP servers.
+
+use std::sync::Arc;
+
+use media::hub::Hub;
+use rtsp::server::{RtspServer, ServerConfig, User};
+use tracing::info;
+
+use crate::config::{Config, camera_key_line};
+use crate::sources::{make_source, stream_options};
+
+/// A running camgate: the Hub, the RTSP server and the HTTP server.
+pub struct Running {
+    /// The streams.
+    pub hub: Arc<Hub>,
+    /// The RTSP server.
+    pub rtsp: Arc<RtspServer>,
+    /// The HTTP API address.
+    pub http_addr: std::net::SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.hub.close();
+    }
+}
+
+/// Builds every source first (so a bad camera stops everything before anything listens),
+/// then binds and starts the servers.
+pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, String> {
+    let mut sources = Vec::new();
+    for (i, cam) in cfg.camera.iter().enumerate() {
+        let src = make_source(cam).map_err(|e| {
+            let key = e
+                .split('`')
+                .nth(1)
+                .filter(|k| cam.options.contains_key(*k))
+                .unwrap_or("source");
+            match camera_key_line(text, i, key) {
+                Some(l) => format!("{file}:{l}: camera {:?}: {e}", cam.name),
+                None => format!("{file}: camera {:?}: {e}", cam.name),
+            }
+        })?;
+        sources.push(src);
+    }
+    let hub = Hub::new();
+    for (cam, src) in cfg.camera.iter().zip(sources) {
+        hub.add_stream(&cam.name, src, stream_options(cam));
+    }
+    let users: Vec<User> = cfg
+        .users
+        .iter()
+        .map(|u| User {
+            username: u.username.clone(),
+            password: u.password.clone(),
+        })
+        .collect();
+    let s = &cfg.server;
+    let rtsp = RtspServer::bind(
+        hub.clone(),
+        ServerConfig {
+            listen: s.rtsp_listen,
+            rtp_port: s.udp.then_some(s.rtp_port),
+            session_timeout: std::time::Duration::from_secs(s.session_timeout_s.max(5)),
+            users: users.clone(),
+            offer_basic: s.offer_basic_auth,
+            ..ServerConfig::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("cannot listen for RTSP on {}: {e}", s.rtsp_listen))?;
+    let http_listener = tokio::net::TcpListener::bind(s.http_listen)
+        .await
+        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", s.http_listen))?;
+    let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
+    let state = crate::http::AppState {
+        hub: hub.clone(),
+        rtsp: Some(rtsp.counters().clone()),
+        users: users
+            .iter()
+            .map(|u| (u.username.clone(), u.password.clone()))
+            .collect(),
+        ffmpeg: "ffmpeg".into(),
+    };
+    let mut tasks = vec![rtsp.clone().spawn()];
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = crate::http::serve(http_listener, state).await {
+            tracing::error!("HTTP server stopped: {e}");
+        }
+    }));
+    info!(rtsp = %rtsp.local_addr(), http = %http_addr, cameras = cfg.camera.len(), "camgate running");
+    Ok(Running {
+        hub,
+        rtsp,
+        http_addr,
+        tasks,
+    })
+}

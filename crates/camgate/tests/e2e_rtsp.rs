@@ -1,0 +1,325 @@
+//! End to end: simulated cameras pulled over RTSP by camgate and read back by real peers
+//! (ffmpeg, ffprobe, GStreamer), plus faults and abuse of the RTSP server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::future::join_all;
+
+const DEMO: [(&str, &str); 4] = [
+    ("demo", "test://demo?video=h264&audio=pcma"),
+    ("demo-aac", "test://demo-aac?video=h264&audio=aac"),
+    ("demo-h265", "test://demo-h265?video=h265&audio=pcmu"),
+    ("demo-jpeg", "test://demo-jpeg?video=jpeg&audio=none"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_decodes_every_demo_stream_over_tcp() {
+    let s = start(&DEMO, &[]).await;
+    let counts = join_all(DEMO.iter().map(|(n, _)| {
+        let url = s.url(n);
+        async move { ffmpeg_decode(&url, "tcp", 100).await }
+    }))
+    .await;
+    for ((n, _), c) in DEMO.iter().zip(counts) {
+        assert!(c >= 100, "{n}: only {c} frames decoded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_decodes_every_demo_stream_over_udp() {
+    let s = start(&DEMO, &[]).await;
+    let counts = join_all(DEMO.iter().map(|(n, _)| {
+        let url = s.url(n);
+        async move { ffmpeg_decode(&url, "udp", 100).await }
+    }))
+    .await;
+    for ((n, _), c) in DEMO.iter().zip(counts) {
+        assert!(c >= 100, "{n}: only {c} frames decoded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffprobe_sees_each_demo_streams_codecs() {
+    let s = start(&DEMO, &[]).await;
+    let want = [
+        vec!["h264", "pcm_alaw"],
+        vec!["h264", "aac"],
+        vec!["hevc", "pcm_mulaw"],
+        vec!["mjpeg"],
+    ];
+    for ((n, _), want) in DEMO.iter().zip(want) {
+        assert_eq!(ffprobe_codecs(&s.url(n)).await, want, "{n}");
+    }
+}
+
+/// Decodes `buffers` video frames with GStreamer's rtspsrc; the pipeline only ends (exit 0)
+/// once the sink has received that many decoded frames. (An audio branch is left unlinked: a
+/// second sink would keep the pipeline alive after the video sink's end of stream.)
+async fn gst_decode(url: &str, transport: &str, buffers: u32) -> Peer {
+    let pipeline = format!(
+        "rtspsrc location={url} protocols={transport} latency=0 \
+         ! application/x-rtp,media=video ! decodebin ! video/x-raw ! fakesink num-buffers={buffers} sync=false"
+    );
+    let args: Vec<String> = std::iter::once("-q".to_string())
+        .chain(pipeline.split_whitespace().map(str::to_string))
+        .collect();
+    run_peer("gst-launch-1.0", &args, Duration::from_secs(40)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_rtspsrc_decodes_h264_and_h265_over_tcp_and_udp() {
+    let s = start(&DEMO[..3], &[]).await;
+    for (n, _) in &DEMO[..3] {
+        for transport in ["tcp", "udp"] {
+            let out = gst_decode(&s.url(n), transport, 100).await;
+            assert!(
+                out.ok,
+                "GStreamer failed on {n} over {transport}: {}{}",
+                out.stdout, out.stderr
+            );
+            assert!(
+                !out.stderr.contains("ERROR"),
+                "GStreamer errors on {n}: {}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_readers_at_once_all_decode_over_one_camera_connection() {
+    let s = start(&DEMO[..1], &[]).await;
+    let url = s.url("demo");
+    let counts = join_all((0..20).map(|i| {
+        let url = url.clone();
+        async move { ffmpeg_decode(&url, if i % 2 == 0 { "tcp" } else { "udp" }, 100).await }
+    }))
+    .await;
+    assert!(counts.iter().all(|c| *c >= 100), "{counts:?}");
+    // One camera connection served them all.
+    assert_eq!(
+        s.cams[0]
+            .server()
+            .counters()
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let stats = s.running.hub.get("demo").unwrap().stats();
+    assert_eq!(stats.reconnects, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_resume_after_the_camera_drops_mid_stream() {
+    let s = start(&DEMO[..1], &[]).await;
+    let url = s.url("demo");
+    let reader = tokio::spawn(async move { ffmpeg_decode(&url, "tcp", 250).await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.cams[0].drop_connections();
+    let frames = tokio::time::timeout(Duration::from_secs(40), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(frames >= 250, "reader got {frames} frames");
+    assert!(s.running.hub.get("demo").unwrap().stats().reconnects >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_stall_with_audio_flowing_triggers_a_reconnect() {
+    let s = start_with(
+        &DEMO[..1],
+        &[],
+        |o| o.video_stops_after = Some(Duration::from_secs(2)),
+        |_| {},
+    )
+    .await;
+    let stream = s.running.hub.get("demo").unwrap();
+    let mut reader = stream.subscribe().await.unwrap();
+    let t0 = Instant::now();
+    while stream.stats().reconnects == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no reconnect: {:?}",
+            stream.stats()
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(100), reader.recv()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_reader_does_not_slow_others_and_memory_stays_bounded() {
+    // A 1 MiB reader budget: the stalled reader overflows within seconds.
+    let s = start_with(&DEMO[..1], &[], |_| {}, |e| e.reader_queue_mb = Some(1.0)).await;
+    let url = s.url("demo");
+    // A client that plays and never reads.
+    let mut stalled = RawRtsp::connect_small(s.running.rtsp.local_addr()).await;
+    stalled.play_tcp(&url).await;
+    let rss0 = rss_bytes();
+    let frames = ffmpeg_decode(&url, "tcp", 300).await;
+    assert!(frames >= 300);
+    let stats = s.running.hub.get("demo").unwrap().stats();
+    assert!(
+        stats.drops > 0 || stats.overflows > 0,
+        "the stalled reader never overflowed: {stats:?}"
+    );
+    let grown = rss_bytes().saturating_sub(rss0);
+    assert!(
+        grown < 64 << 20,
+        "memory grew by {grown} bytes with a stalled reader"
+    );
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_connect_disconnect_cycles_leave_no_session_or_fd_behind() {
+    let s = start(&DEMO[..1], &[]).await;
+    let url = s.url("demo");
+    let addr = s.running.rtsp.local_addr();
+    // Warm up (first connection starts the camera).
+    {
+        let mut c = RawRtsp::connect(addr).await;
+        c.play_tcp(&url).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fds0 = open_fds();
+    for i in 0..1000 {
+        let mut c = RawRtsp::connect(addr).await;
+        if i % 2 == 0 {
+            let session = c.play_tcp(&url).await;
+            if i % 4 == 0 {
+                let h = format!("Session: {session}");
+                assert_eq!(c.request("TEARDOWN", &url, &[h.as_str()]).await.status, 200);
+            }
+        } else {
+            assert_eq!(c.request("OPTIONS", &url, &[]).await.status, 200);
+        }
+    }
+    let counters = s.running.rtsp.counters().clone();
+    let t0 = Instant::now();
+    loop {
+        let sessions = counters.sessions.load(std::sync::atomic::Ordering::Relaxed);
+        let conns = counters
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if sessions == 0 && conns == 0 && open_fds() <= fds0 + 2 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "left behind: {sessions} sessions, {conns} connections, fds {} (was {fds0})",
+            open_fds()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.running.hub.get("demo").unwrap().stats().readers, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_unknown_requests_get_4xx_and_the_server_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(&DEMO[..1], &[]).await;
+    let addr = s.running.rtsp.local_addr();
+    let url = s.url("demo");
+    let mut c = RawRtsp::connect(addr).await;
+    assert_eq!(c.request("DESCRIBE", &s.url("nope"), &[]).await.status, 404);
+    assert_eq!(
+        c.request(
+            "SETUP",
+            &format!("{url}/trackID=9"),
+            &["Transport: RTP/AVP/TCP;interleaved=0-1"]
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        c.request(
+            "SETUP",
+            &format!("{url}/trackID=0"),
+            &["Transport: RAW/RAW/UDP;unicast"]
+        )
+        .await
+        .status,
+        461
+    );
+    assert_eq!(
+        c.request("PLAY", &url, &["Session: 1234"]).await.status,
+        454
+    );
+    assert_eq!(c.request("RECORD", &url, &[]).await.status, 501);
+    for garbage in [
+        &b"\x00\x01\x02garbage\r\n\r\n"[..],
+        b"DESCRIBE\r\n\r\n",
+        b"DESCRIBE rtsp://x/demo RTSP/1.0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[b'A'; 70_000][..],
+    ] {
+        let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+        sock.write_all(garbage).await.unwrap();
+        let mut buf = vec![0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            text.starts_with("RTSP/1.0 400") || text.starts_with("RTSP/1.0 4"),
+            "garbage {:?} got {text:?}",
+            &garbage[..garbage.len().min(20)]
+        );
+    }
+    // Still serving.
+    assert!(ffmpeg_decode(&url, "tcp", 30).await >= 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_must_authenticate_when_users_are_configured() {
+    let s = start(&DEMO[..1], &[("viewer", "s3cret")]).await;
+    let mut c = RawRtsp::connect(s.running.rtsp.local_addr()).await;
+    let r = c.request("DESCRIBE", &s.url("demo"), &[]).await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("WWW-Authenticate").unwrap().starts_with("Digest "));
+    let addr = s.running.rtsp.local_addr();
+    let good = format!("rtsp://viewer:s3cret@{addr}/demo");
+    assert!(ffmpeg_decode(&good, "tcp", 30).await >= 30);
+    let bad = format!("rtsp://viewer:wrong@{addr}/demo");
+    let args: Vec<String> = [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        &bad,
+        "-frames:v",
+        "1",
+        "-f",
+        "null",
+        "-",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run_peer("ffmpeg", &args, Duration::from_secs(20)).await;
+    assert!(!out.ok && out.stderr.contains("401"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_reader_of_a_warm_stream_gets_a_keyframe_at_once() {
+    let s = start(&DEMO[..1], &[]).await;
+    let stream = s.running.hub.get("demo").unwrap();
+    let warm = stream.subscribe().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    let mut r = stream.subscribe().await.unwrap();
+    let f = r.recv().await.unwrap();
+    let waited = t0.elapsed();
+    assert!(
+        f.keyframe && f.track == 0,
+        "first frame is not the video keyframe"
+    );
+    assert!(waited < Duration::from_millis(50), "waited {waited:?}");
+    drop(warm);
+}

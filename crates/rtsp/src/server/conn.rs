@@ -1,0 +1,662 @@
+//! One RTSP control connection: parses requests (and interleaved data from the client),
+//! answers them, and owns the sessions created on it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use media::TrackInfo;
+use media::hub::{HubError, Stream};
+use rtsp_types::headers::{self, Transport, Transports};
+use rtsp_types::{Message, Method, ParseError, Request, Response, StatusCode, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Mutex as AsyncMutex;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::sdp::{describe, payload_types};
+use super::sender::{Output, Prepared, SenderTrack, run_sender};
+use super::udp::{Activity, now_ms};
+use super::{AuthFailure, RtspServer};
+
+/// Largest request head we buffer before calling the client broken.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// How a session's track is delivered.
+#[derive(Clone, Debug)]
+enum TrackTransport {
+    Tcp { channel: u8 },
+    Udp { rtp: SocketAddr, rtcp: SocketAddr },
+}
+
+struct Session {
+    stream: Arc<Stream>,
+    tracks: Arc<[TrackInfo]>,
+    setup: HashMap<usize, (TrackTransport, u32)>,
+    sender: Option<JoinHandle<()>>,
+    activity: Activity,
+    server: Arc<RtspServer>,
+}
+
+impl Session {
+    fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.setup
+            .values()
+            .filter_map(|(t, _)| match t {
+                TrackTransport::Udp { rtp, rtcp } => Some([*rtp, *rtcp]),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn is_udp(&self) -> bool {
+        self.setup
+            .values()
+            .any(|(t, _)| matches!(t, TrackTransport::Udp { .. }))
+    }
+
+    fn stop(&mut self) {
+        if let Some(h) = self.sender.take() {
+            h.abort();
+            self.server.counters.playing.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(u) = &self.server.udp {
+            u.unregister(&self.udp_addrs());
+        }
+        self.server
+            .counters
+            .sessions
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct Connection {
+    server: Arc<RtspServer>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    rd: tokio::net::tcp::OwnedReadHalf,
+    wr: Arc<AsyncMutex<OwnedWriteHalf>>,
+    sessions: HashMap<String, Session>,
+    kick: tokio::sync::watch::Receiver<u64>,
+}
+
+/// A response under construction: status, extra headers, body.
+struct Reply {
+    status: StatusCode,
+    headers: Vec<(headers::HeaderName, String)>,
+    body: Vec<u8>,
+    /// Start this session's sender after the reply is written.
+    start: Option<(String, Box<Prepared>)>,
+}
+
+impl Reply {
+    fn new(status: StatusCode) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            start: None,
+        }
+    }
+
+    fn header(mut self, name: headers::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+fn stream_path(req: &Request<Vec<u8>>) -> Option<(String, Option<usize>)> {
+    let url = req.request_uri()?;
+    let mut segs: Vec<&str> = url.path().split('/').filter(|s| !s.is_empty()).collect();
+    let mut track = None;
+    if let Some(n) = segs.last().and_then(|l| l.strip_prefix("trackID=")) {
+        track = Some(n.parse().ok()?);
+        segs.pop();
+    }
+    if segs.is_empty() {
+        return None;
+    }
+    Some((segs.join("/"), track))
+}
+
+impl Connection {
+    pub(crate) fn new(server: Arc<RtspServer>, sock: TcpStream, peer: SocketAddr) -> Self {
+        let local = sock.local_addr().unwrap_or(server.local_addr());
+        let (rd, wr) = sock.into_split();
+        Connection {
+            peer,
+            local,
+            rd,
+            wr: Arc::new(AsyncMutex::new(wr)),
+            sessions: HashMap::new(),
+            kick: server.kick.subscribe(),
+            server,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            // Handle everything already buffered.
+            loop {
+                if buf.is_empty() {
+                    break;
+                }
+                if buf[0] == b'$' {
+                    if buf.len() < 4 {
+                        break;
+                    }
+                    let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+                    if buf.len() < 4 + len {
+                        break;
+                    }
+                    // RTCP receiver reports from a TCP client: proof of life.
+                    buf.advance(4 + len);
+                    self.touch_all();
+                    continue;
+                }
+                match Message::<Vec<u8>>::parse(&buf[..]) {
+                    Ok((Message::Request(req), used)) => {
+                        buf.advance(used);
+                        if !self.handle(req).await {
+                            return;
+                        }
+                    }
+                    Ok((_, used)) => {
+                        // A response or data message from a client: ignore it.
+                        buf.advance(used);
+                    }
+                    Err(ParseError::Incomplete(_)) if buf.len() < MAX_REQUEST => break,
+                    Err(e) => {
+                        let excerpt = hex::encode(&buf[..buf.len().min(32)]);
+                        warn!(peer = %self.peer, "malformed RTSP request ({e:?}); first bytes {excerpt}");
+                        self.server.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        let _ = self
+                            .write_raw(b"RTSP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                }
+            }
+            tokio::select! {
+                r = self.rd.read_buf(&mut buf) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                _ = self.kick.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            self.expire_sessions();
+            if self
+                .sessions
+                .values()
+                .any(|s| s.sender.as_ref().is_some_and(|h| h.is_finished()))
+            {
+                // A sender ended on a write error: the client is gone.
+                return;
+            }
+        }
+    }
+
+    fn touch_all(&self) {
+        for s in self.sessions.values() {
+            s.activity.store(now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    fn expire_sessions(&mut self) {
+        let timeout = self.server.cfg.session_timeout.as_millis() as u64;
+        let now = now_ms();
+        self.sessions.retain(|id, s| {
+            let keep =
+                !s.is_udp() || now.saturating_sub(s.activity.load(Ordering::Relaxed)) < timeout;
+            if !keep {
+                info!(session = %id, stream = %s.stream.name(), "UDP session timed out");
+            }
+            keep
+        });
+    }
+
+    async fn write_raw(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut w = self.wr.lock().await;
+        w.write_all(bytes).await
+    }
+
+    /// Answers one request; false closes the connection.
+    async fn handle(&mut self, req: Request<Vec<u8>>) -> bool {
+        let cseq = req.header(&headers::CSEQ).map(|v| v.as_str().to_string());
+        let version = req.version();
+        let reply = match &cseq {
+            None => Reply::new(StatusCode::BadRequest),
+            Some(_) => self.dispatch(&req).await,
+        };
+        if reply.status.is_client_error() || reply.status.is_server_error() {
+            self.server.counters.errors.fetch_add(1, Ordering::Relaxed);
+            debug!(peer = %self.peer, method = ?req.method(), status = ?reply.status, "request refused");
+        }
+        let version = if version == Version::V2_0 {
+            Version::V1_0
+        } else {
+            version
+        };
+        let mut b = Response::builder(version, reply.status).header(
+            headers::SERVER,
+            concat!("camgate/", env!("CARGO_PKG_VERSION")),
+        );
+        if let Some(c) = &cseq {
+            b = b.header(headers::CSEQ, c.as_str());
+        }
+        for (n, v) in reply.headers {
+            b = b.header(n, v);
+        }
+        let resp = b.build(reply.body);
+        let mut out = Vec::with_capacity(256);
+        if resp.write(&mut out).is_err() {
+            return false;
+        }
+        if self.write_raw(&out).await.is_err() {
+            return false;
+        }
+        if let Some((id, prepared)) = reply.start {
+            self.start_sender(&id, *prepared);
+        }
+        true
+    }
+
+    fn authenticate(&self, req: &Request<Vec<u8>>) -> Result<(), Reply> {
+        let auth = req.header(&headers::AUTHORIZATION).map(|v| v.as_str());
+        match self.server.auth.check(method_name(req.method()), auth) {
+            Ok(_) => Ok(()),
+            Err(f) => {
+                if f == AuthFailure::Wrong {
+                    info!(peer = %self.peer, "RTSP authentication failed");
+                }
+                let mut r = Reply::new(StatusCode::Unauthorized);
+                for c in self.server.auth.challenges() {
+                    r = r.header(headers::WWW_AUTHENTICATE, c);
+                }
+                Err(r)
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, req: &Request<Vec<u8>>) -> Reply {
+        if *req.method() == Method::Options {
+            return Reply::new(StatusCode::Ok).header(
+                headers::PUBLIC,
+                "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER",
+            );
+        }
+        if let Err(r) = self.authenticate(req) {
+            return r;
+        }
+        let session_id = req.header(&headers::SESSION).map(|v| {
+            v.as_str()
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        });
+        if let Some(s) = session_id.as_ref().and_then(|id| self.sessions.get(id)) {
+            s.activity.store(now_ms(), Ordering::Relaxed);
+        }
+        match req.method() {
+            Method::Describe => self.describe(req).await,
+            Method::Setup => self.setup(req, session_id).await,
+            Method::Play => self.play(req, session_id).await,
+            Method::Pause => match session_id
+                .and_then(|id| self.sessions.get_mut(&id).map(|s| (id, s)))
+            {
+                Some((id, s)) => {
+                    s.stop();
+                    Reply::new(StatusCode::Ok).header(headers::SESSION, self.session_header(&id))
+                }
+                None => Reply::new(StatusCode::SessionNotFound),
+            },
+            Method::Teardown => match session_id {
+                Some(id) => match self.sessions.remove(&id) {
+                    Some(s) => {
+                        info!(peer = %self.peer, stream = %s.stream.name(), session = %id, "teardown");
+                        Reply::new(StatusCode::Ok)
+                    }
+                    None => Reply::new(StatusCode::SessionNotFound),
+                },
+                None => Reply::new(StatusCode::SessionNotFound),
+            },
+            Method::GetParameter | Method::SetParameter => match session_id {
+                Some(id) if !self.sessions.contains_key(&id) => {
+                    Reply::new(StatusCode::SessionNotFound)
+                }
+                Some(id) => {
+                    Reply::new(StatusCode::Ok).header(headers::SESSION, self.session_header(&id))
+                }
+                None => Reply::new(StatusCode::Ok),
+            },
+            _ => Reply::new(StatusCode::NotImplemented),
+        }
+    }
+
+    fn session_header(&self, id: &str) -> String {
+        format!("{id};timeout={}", self.server.cfg.session_timeout.as_secs())
+    }
+
+    fn lookup(&self, req: &Request<Vec<u8>>) -> Result<(Arc<Stream>, Option<usize>), Reply> {
+        let Some((name, track)) = stream_path(req) else {
+            return Err(Reply::new(StatusCode::NotFound));
+        };
+        match self.server.hub.get(&name) {
+            Ok(s) => Ok((s, track)),
+            Err(_) => Err(Reply::new(StatusCode::NotFound)),
+        }
+    }
+
+    async fn tracks_of(&self, stream: &Arc<Stream>) -> Result<Arc<[TrackInfo]>, Reply> {
+        match stream.describe().await {
+            Ok(t) => Ok(t),
+            Err(HubError::NotFound(_)) => Err(Reply::new(StatusCode::NotFound)),
+            Err(e) => {
+                warn!(peer = %self.peer, stream = %stream.name(), "{e}");
+                Err(Reply::new(StatusCode::ServiceUnavailable))
+            }
+        }
+    }
+
+    async fn describe(&mut self, req: &Request<Vec<u8>>) -> Reply {
+        let (stream, _) = match self.lookup(req) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let tracks = match self.tracks_of(&stream).await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let base = match req.request_uri() {
+            Some(u) => {
+                let s = u.as_str().trim_end_matches('/').to_string();
+                format!("{s}/")
+            }
+            None => format!("rtsp://{}/{}/", self.local, stream.name()),
+        };
+        let body = describe(stream.name(), &self.local.ip().to_string(), &tracks);
+        let mut r = Reply::new(StatusCode::Ok)
+            .header(headers::CONTENT_TYPE, "application/sdp")
+            .header(headers::CONTENT_BASE, base);
+        r.body = body;
+        r
+    }
+
+    async fn setup(&mut self, req: &Request<Vec<u8>>, session_id: Option<String>) -> Reply {
+        let (stream, track) = match self.lookup(req) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let tracks = match self.tracks_of(&stream).await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        // A SETUP of the aggregate URL is allowed only for a single-track stream.
+        let track = match track {
+            Some(t) if t < tracks.len() => t,
+            None if tracks.len() == 1 => 0,
+            _ => return Reply::new(StatusCode::NotFound),
+        };
+        let transports = match req.typed_header::<Transports>() {
+            Ok(Some(t)) => t,
+            _ => return Reply::new(StatusCode::UnsupportedTransport),
+        };
+        let id = match session_id {
+            Some(id) => {
+                match self.sessions.get(&id) {
+                    Some(s) if Arc::ptr_eq(&s.stream, &stream) => {}
+                    Some(_) => return Reply::new(StatusCode::AggregateOperationNotAllowed),
+                    None => return Reply::new(StatusCode::SessionNotFound),
+                }
+                id
+            }
+            None => {
+                let id = format!("{:016x}", rand::random::<u64>());
+                self.server
+                    .counters
+                    .sessions
+                    .fetch_add(1, Ordering::Relaxed);
+                self.sessions.insert(
+                    id.clone(),
+                    Session {
+                        stream: stream.clone(),
+                        tracks: tracks.clone(),
+                        setup: HashMap::new(),
+                        sender: None,
+                        activity: Arc::new(now_ms().into()),
+                        server: self.server.clone(),
+                    },
+                );
+                id
+            }
+        };
+        let ssrc: u32 = rand::random();
+        let mut chosen = None;
+        for t in transports.iter() {
+            let Transport::Rtp(rtp) = t else { continue };
+            if rtp.profile != headers::transport::RtpProfile::Avp {
+                continue;
+            }
+            let p = &rtp.params;
+            let tcp = rtp.lower_transport == Some(headers::transport::RtpLowerTransport::Tcp);
+            if tcp {
+                let used: Vec<u8> = self.sessions[&id]
+                    .setup
+                    .iter()
+                    .filter(|(k, _)| **k != track)
+                    .filter_map(|(_, (t, _))| match t {
+                        TrackTransport::Tcp { channel } => Some(*channel),
+                        _ => None,
+                    })
+                    .collect();
+                let channel = match p.interleaved {
+                    Some((c, _)) => c,
+                    None => (0..=254u8)
+                        .step_by(2)
+                        .find(|c| !used.contains(c))
+                        .unwrap_or(0),
+                };
+                if used.contains(&channel) || channel == u8::MAX {
+                    continue;
+                }
+                chosen = Some((
+                    TrackTransport::Tcp { channel },
+                    format!(
+                        "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X}",
+                        channel,
+                        channel + 1
+                    ),
+                ));
+                break;
+            }
+            if !p.unicast && p.destination.is_some() {
+                continue;
+            }
+            let (Some(udp), Some((cport, cport2))) = (&self.server.udp, p.client_port) else {
+                continue;
+            };
+            let ip = self.peer.ip();
+            let rtp_addr = SocketAddr::new(ip, cport);
+            let rtcp_addr = SocketAddr::new(ip, cport2.unwrap_or(cport.wrapping_add(1)));
+            let (sp, sp2) = udp.ports();
+            chosen = Some((
+                TrackTransport::Udp {
+                    rtp: rtp_addr,
+                    rtcp: rtcp_addr,
+                },
+                format!(
+                    "RTP/AVP;unicast;client_port={}-{};server_port={sp}-{sp2};ssrc={ssrc:08X}",
+                    rtp_addr.port(),
+                    rtcp_addr.port()
+                ),
+            ));
+            break;
+        }
+        let Some((tt, header)) = chosen else {
+            return Reply::new(StatusCode::UnsupportedTransport);
+        };
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .expect("session just found or made");
+        if let (TrackTransport::Udp { rtp, rtcp }, Some(u)) = (&tt, &self.server.udp) {
+            u.register(&[*rtp, *rtcp], &session.activity);
+        }
+        session.setup.insert(track, (tt, ssrc));
+        debug!(peer = %self.peer, stream = %stream.name(), track, transport = %header, "setup");
+        Reply::new(StatusCode::Ok)
+            .header(headers::TRANSPORT, header)
+            .header(headers::SESSION, self.session_header(&id))
+    }
+
+    async fn play(&mut self, req: &Request<Vec<u8>>, session_id: Option<String>) -> Reply {
+        let Some(id) = session_id else {
+            return Reply::new(StatusCode::SessionNotFound);
+        };
+        let header = self.session_header(&id);
+        let Some(s) = self.sessions.get(&id) else {
+            return Reply::new(StatusCode::SessionNotFound);
+        };
+        if s.setup.is_empty() {
+            return Reply::new(StatusCode::MethodNotValidInThisState);
+        }
+        let mut r = Reply::new(StatusCode::Ok)
+            .header(headers::SESSION, header)
+            .header(headers::RANGE, "npt=now-");
+        if s.sender.is_some() {
+            return r;
+        }
+        let prepared = match self.prepare_sender(&id).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let base = req
+            .request_uri()
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        let base = match base.rfind("/trackID=") {
+            Some(i) => base[..i].to_string(),
+            None => base,
+        };
+        let info: Vec<String> = prepared
+            .tracks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.as_ref().map(|t| (i, t)))
+            .map(|(i, t)| {
+                let (seq, rtptime) = t.rtp_info();
+                format!("url={base}/trackID={i};seq={seq};rtptime={rtptime}")
+            })
+            .collect();
+        r = r.header(headers::RTP_INFO, info.join(","));
+        r.start = Some((id, Box::new(prepared)));
+        r
+    }
+
+    /// Subscribes the session's reader and fixes each track's first sequence number and RTP
+    /// time, so PLAY can announce them in RTP-Info before any packet is sent.
+    async fn prepare_sender(&mut self, id: &str) -> Result<Prepared, Reply> {
+        let s = self
+            .sessions
+            .get(id)
+            .ok_or(Reply::new(StatusCode::SessionNotFound))?;
+        let mut reader = match s.stream.subscribe().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(peer = %self.peer, stream = %s.stream.name(), "cannot play: {e}");
+                return Err(Reply::new(StatusCode::ServiceUnavailable));
+            }
+        };
+        // The first frame fixes the media time at which this session starts.
+        let first = match reader.try_recv() {
+            Some(f) => Some(f),
+            None => tokio::time::timeout(Duration::from_secs(2), reader.recv())
+                .await
+                .ok()
+                .flatten(),
+        };
+        let start_secs = first.as_ref().map_or(0.0, |f| {
+            let rate = s.tracks.get(f.track).map_or(90_000, |t| t.clock_rate());
+            f.ts as f64 / f64::from(rate)
+        });
+        let pts = payload_types(&s.tracks);
+        let mut tracks: Vec<Option<SenderTrack>> = vec![None; s.tracks.len()];
+        for (&idx, (tt, ssrc)) in &s.setup {
+            if idx >= s.tracks.len() {
+                continue;
+            }
+            let out = match tt {
+                TrackTransport::Tcp { channel } => Output::Tcp { channel: *channel },
+                TrackTransport::Udp { rtp, rtcp } => Output::Udp {
+                    rtp: *rtp,
+                    rtcp: *rtcp,
+                },
+            };
+            let info = s.tracks[idx].clone();
+            let start_ts = (start_secs * f64::from(info.clock_rate())) as i64;
+            tracks[idx] = Some(SenderTrack::new(info, pts[idx], *ssrc, out, start_ts));
+        }
+        Ok(Prepared {
+            reader,
+            first,
+            tracks,
+        })
+    }
+
+    fn start_sender(&mut self, id: &str, prepared: Prepared) {
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let udp = prepared
+            .tracks
+            .iter()
+            .flatten()
+            .any(|t| matches!(t.output(), Output::Udp { .. }));
+        let udp_pair = if udp { self.server.udp.clone() } else { None };
+        let wr = self.wr.clone();
+        let cfg = self.server.cfg.clone();
+        let counters = self.server.counters.clone();
+        let peer = self.peer;
+        self.server.counters.playing.fetch_add(1, Ordering::Relaxed);
+        info!(%peer, stream = %s.stream.name(), session = %id, udp, "play");
+        s.sender = Some(tokio::spawn(async move {
+            if let Err(e) = run_sender(prepared, wr, udp_pair, &cfg, &counters).await {
+                debug!(%peer, "sender ended: {e}");
+            }
+        }));
+    }
+}
+
+fn method_name(m: &Method) -> &str {
+    match m {
+        Method::Describe => "DESCRIBE",
+        Method::GetParameter => "GET_PARAMETER",
+        Method::Options => "OPTIONS",
+        Method::Pause => "PAUSE",
+        Method::Play => "PLAY",
+        Method::PlayNotify => "PLAY_NOTIFY",
+        Method::Redirect => "REDIRECT",
+        Method::Setup => "SETUP",
+        Method::SetParameter => "SET_PARAMETER",
+        Method::Teardown => "TEARDOWN",
+        Method::Announce => "ANNOUNCE",
+        Method::Record => "RECORD",
+        Method::Extension(s) => s.as_str(),
+    }
+}

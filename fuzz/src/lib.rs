@@ -1,0 +1,54 @@
+//! Shared helpers for the fuzz targets: turning one fuzzer input into a sequence of RTP
+//! packets, and running them through a depacketizer while checking what comes out.
+
+use bytes::Bytes;
+use media::Codec;
+use media::codec::nal::AvcIter;
+use media::rtp::{self, RtpPacket};
+
+/// Splits `data` into RTP packets. Each record is a control byte (bit 0: marker; bits 1-2:
+/// sequence step 1, 1, 0 or 2; bits 3-4: timestamp step 0, 0, 3000 or 90000), a big-endian
+/// 16-bit length, and that many payload bytes (fewer at the end of the input).
+pub fn split_packets(mut data: &[u8]) -> Vec<RtpPacket> {
+    let mut out = Vec::new();
+    let (mut seq, mut ts) = (65_500u16, u32::MAX - 100_000);
+    while let [ctl, hi, lo, rest @ ..] = data {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len());
+        seq = seq.wrapping_add([1, 1, 0, 2][usize::from((ctl >> 1) & 3)]);
+        ts = ts.wrapping_add([0, 0, 3000, 90_000][usize::from((ctl >> 3) & 3)]);
+        out.push(RtpPacket {
+            payload_type: 96,
+            sequence: seq,
+            timestamp: ts,
+            ssrc: 1,
+            marker: ctl & 1 == 1,
+            payload: Bytes::copy_from_slice(&rest[..len]),
+        });
+        data = &rest[len..];
+    }
+    out
+}
+
+/// Feeds the packets of `data` to a depacketizer for `codec` and checks every frame.
+pub fn depacketize(codec: &Codec, data: &[u8]) {
+    let mut d = rtp::depacketizer(codec, 0);
+    for pkt in split_packets(data) {
+        let _ = d.push(&pkt);
+        while let Some(f) = d.pull() {
+            assert_eq!(f.track, 0);
+            match codec {
+                Codec::H264 { .. } | Codec::H265 { .. } => {
+                    let mut it = AvcIter::new(&f.data);
+                    assert!(it.by_ref().all(|u| !u.is_empty()));
+                    assert!(!it.truncated());
+                }
+                Codec::Jpeg => {
+                    assert!(f.data.starts_with(&[0xff, 0xd8]));
+                    assert!(f.data.ends_with(&[0xff, 0xd9]));
+                }
+                Codec::G711 { .. } => assert!(!f.data.is_empty()),
+                Codec::Aac { .. } => assert!(f.data.len() < 8192),
+            }
+        }
+    }
+}
