@@ -59,7 +59,8 @@ async fn serve(config: PathBuf, check: bool) -> Result<(), String> {
     if check {
         for (i, cam) in cfg.camera.iter().enumerate() {
             camgate::sources::make_source(cam).map_err(|e| {
-                let line = camgate::config::camera_key_line(&text, i, "source").unwrap_or(0);
+                let key = camgate::serve::offending_key(cam, &e);
+                let line = camgate::config::camera_key_line(&text, i, key).unwrap_or(0);
                 format!("{file}:{line}: camera {:?}: {e}", cam.name)
             })?;
         }

@@ -35,11 +35,7 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
     let mut sources = Vec::new();
     for (i, cam) in cfg.camera.iter().enumerate() {
         let src = make_source(cam).map_err(|e| {
-            let key = e
-                .split('`')
-                .nth(1)
-                .filter(|k| cam.options.contains_key(*k))
-                .unwrap_or("source");
+            let key = offending_key(cam, &e);
             match camera_key_line(text, i, key) {
                 Some(l) => format!("{file}:{l}: camera {:?}: {e}", cam.name),
                 None => format!("{file}: camera {:?}: {e}", cam.name),
@@ -99,4 +95,23 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
         http_addr,
         tasks,
     })
+}
+
+/// The camera option an error message is about (named in backticks, or whose value it quotes);
+/// `source` when none is.
+pub fn offending_key<'a>(cam: &'a crate::config::CameraEntry, message: &str) -> &'a str {
+    let named = cam
+        .options
+        .keys()
+        .find(|k| message.contains(&format!("`{k}`")));
+    let quoted = || {
+        cam.options.iter().find_map(|(k, v)| {
+            let shown = match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (!shown.is_empty() && message.contains(&shown)).then_some(k)
+        })
+    };
+    named.or_else(quoted).map_or("source", |k| k.as_str())
 }

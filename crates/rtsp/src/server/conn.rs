@@ -11,7 +11,7 @@ use bytes::{Buf, BytesMut};
 use media::TrackInfo;
 use media::hub::{HubError, Stream};
 use rtsp_types::headers::{self, Transport, Transports};
-use rtsp_types::{Message, Method, ParseError, Request, Response, StatusCode, Version};
+use rtsp_types::{Method, Request, Response, StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -19,13 +19,11 @@ use tokio::sync::Mutex as AsyncMutex;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::framing::{Item, next_item};
 use super::sdp::{describe, payload_types};
 use super::sender::{Output, Prepared, SenderTrack, run_sender};
 use super::udp::{Activity, now_ms};
 use super::{AuthFailure, RtspServer};
-
-/// Largest request head we buffer before calling the client broken.
-const MAX_REQUEST: usize = 64 * 1024;
 
 /// How a session's track is delivered.
 #[derive(Clone, Debug)]
@@ -151,37 +149,22 @@ impl Connection {
         loop {
             // Handle everything already buffered.
             loop {
-                if buf.is_empty() {
-                    break;
-                }
-                if buf[0] == b'$' {
-                    if buf.len() < 4 {
-                        break;
+                match next_item(&buf) {
+                    Ok(Item::NeedMore) => break,
+                    Ok(Item::Interleaved { used, .. }) => {
+                        // RTCP receiver reports from a TCP client: proof of life.
+                        buf.advance(used);
+                        self.touch_all();
                     }
-                    let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-                    if buf.len() < 4 + len {
-                        break;
-                    }
-                    // RTCP receiver reports from a TCP client: proof of life.
-                    buf.advance(4 + len);
-                    self.touch_all();
-                    continue;
-                }
-                match Message::<Vec<u8>>::parse(&buf[..]) {
-                    Ok((Message::Request(req), used)) => {
+                    Ok(Item::Other(used)) => buf.advance(used),
+                    Ok(Item::Request(req, used)) => {
                         buf.advance(used);
                         if !self.handle(req).await {
                             return;
                         }
                     }
-                    Ok((_, used)) => {
-                        // A response or data message from a client: ignore it.
-                        buf.advance(used);
-                    }
-                    Err(ParseError::Incomplete(_)) if buf.len() < MAX_REQUEST => break,
                     Err(e) => {
-                        let excerpt = hex::encode(&buf[..buf.len().min(32)]);
-                        warn!(peer = %self.peer, "malformed RTSP request ({e:?}); first bytes {excerpt}");
+                        warn!(peer = %self.peer, "{e}");
                         self.server.counters.errors.fetch_add(1, Ordering::Relaxed);
                         let _ = self
                             .write_raw(b"RTSP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")

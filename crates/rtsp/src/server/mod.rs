@@ -5,6 +5,7 @@
 
 mod auth;
 mod conn;
+pub mod framing;
 mod sdp;
 mod sender;
 mod udp;
