@@ -323,3 +323,113 @@ async fn new_reader_of_a_warm_stream_gets_a_keyframe_at_once() {
     assert!(waited < Duration::from_millis(50), "waited {waited:?}");
     drop(warm);
 }
+
+/// Reads interleaved frames from a playing TCP session for `secs`; returns the RTCP packet
+/// types seen on odd channels and the number of RTP packets on even ones.
+async fn read_interleaved(c: &mut RawRtsp, secs: u64) -> (Vec<u8>, usize) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut rtcp = Vec::new();
+    let mut rtp = 0;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut chunk = vec![0u8; 65536];
+    while Instant::now() < deadline {
+        let n =
+            match tokio::time::timeout(Duration::from_millis(200), c.sock.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => n,
+                Ok(_) => break,
+                Err(_) => continue,
+            };
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 4 && buf[0] == b'$' {
+            let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+            if buf.len() < 4 + len {
+                break;
+            }
+            if buf[1] % 2 == 1 {
+                rtcp.push(buf[5]);
+            } else {
+                rtp += 1;
+            }
+            buf.drain(..4 + len);
+        }
+    }
+    (rtcp, rtp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_readers_get_rtcp_sender_reports() {
+    let s = start(&DEMO[..1], &[]).await;
+    let mut c = RawRtsp::connect(s.running.rtsp.local_addr()).await;
+    c.play_tcp(&s.url("demo")).await;
+    let (rtcp, rtp) = read_interleaved(&mut c, 7).await;
+    assert!(rtp > 100, "only {rtp} RTP packets");
+    assert!(
+        rtcp.contains(&200),
+        "no sender report among RTCP types {rtcp:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_udp_sessions_expire_and_kept_alive_ones_do_not() {
+    let s = start_short_timeout(&DEMO[..1]).await;
+    let url = s.url("demo");
+    let addr = s.running.rtsp.local_addr();
+    let mut sockets = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        let mut c = RawRtsp::connect(addr).await;
+        assert_eq!(c.request("DESCRIBE", &url, &[]).await.status, 200);
+        let t = format!("Transport: RTP/AVP;unicast;client_port={port}-{}", port + 1);
+        let r = c
+            .request("SETUP", &format!("{url}/trackID=0"), &[t.as_str()])
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let session = r
+            .header("Session")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let h = format!("Session: {session}");
+        assert_eq!(c.request("PLAY", &url, &[h.as_str()]).await.status, 200);
+        sockets.push(rtp);
+        clients.push((c, session));
+    }
+    let counters = s.running.rtsp.counters().clone();
+    assert_eq!(
+        counters.sessions.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    // Client 0 sends GET_PARAMETER every second; client 1 says nothing.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(9) {
+        let (c, session) = &mut clients[0];
+        let h = format!("Session: {session}");
+        assert_eq!(
+            c.request("GET_PARAMETER", &url, &[h.as_str()]).await.status,
+            200
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        counters.sessions.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    // The live one still receives media; the expired one does not.
+    let mut buf = [0u8; 2048];
+    let got = tokio::time::timeout(Duration::from_secs(2), sockets[0].recv(&mut buf)).await;
+    assert!(got.is_ok(), "kept-alive session receives nothing");
+    while tokio::time::timeout(Duration::from_millis(100), sockets[1].recv(&mut buf))
+        .await
+        .is_ok()
+    {}
+    let late = tokio::time::timeout(Duration::from_secs(1), sockets[1].recv(&mut buf)).await;
+    assert!(late.is_err(), "expired session still receives media");
+    let (c, session) = &mut clients[1];
+    let h = format!("Session: {session}");
+    assert_eq!(c.request("PLAY", &url, &[h.as_str()]).await.status, 454);
+}

@@ -60,6 +60,22 @@ pub async fn start_with(
     tweak: impl Fn(&mut RtspCameraOptions),
     tweak_entry: impl Fn(&mut CameraEntry),
 ) -> Setup {
+    start_full(cams, users, tweak, tweak_entry, |_| {}).await
+}
+
+/// Like `start`, with a 5 s RTSP session timeout.
+pub async fn start_short_timeout(cams: &[(&str, &str)]) -> Setup {
+    start_full(cams, &[], |_| {}, |_| {}, |s| s.session_timeout_s = 5).await
+}
+
+/// The most general setup: simulator, camera entry and server section tweaks.
+pub async fn start_full(
+    cams: &[(&str, &str)],
+    users: &[(&str, &str)],
+    tweak: impl Fn(&mut RtspCameraOptions),
+    tweak_entry: impl Fn(&mut CameraEntry),
+    tweak_server: impl Fn(&mut ServerSection),
+) -> Setup {
     let mut cfg = Config {
         server: ServerSection {
             rtsp_listen: "127.0.0.1:0".parse().unwrap(),
@@ -69,6 +85,7 @@ pub async fn start_with(
         },
         ..Config::default()
     };
+    tweak_server(&mut cfg.server);
     for (u, p) in users {
         cfg.users.push(camgate::config::UserEntry {
             username: u.to_string(),
