@@ -245,10 +245,8 @@ fn demo_serves_streams_that_ffmpeg_decodes() {
     let mut urls = Vec::new();
     for l in lines.by_ref() {
         let l = l.unwrap();
-        if let Some(u) = l.trim_start().strip_prefix("rtsp://") {
-            if l.starts_with("  ") {
-                urls.push(format!("rtsp://{}", u.split_whitespace().next().unwrap()));
-            }
+        if let Some(u) = l.strip_prefix("  rtsp://") {
+            urls.push(format!("rtsp://{}", u.split_whitespace().next().unwrap()));
         }
         if l.starts_with("Try:") {
             break;
