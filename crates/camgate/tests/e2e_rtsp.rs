@@ -433,3 +433,79 @@ async fn silent_udp_sessions_expire_and_kept_alive_ones_do_not() {
     let h = format!("Session: {session}");
     assert_eq!(c.request("PLAY", &url, &[h.as_str()]).await.status, 454);
 }
+
+/// Power of `freq` in `samples` (Goertzel), normalised by the total energy.
+fn tone_share(samples: &[i16], rate: f64, freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / rate;
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s = f64::from(x) + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    let energy: f64 = samples.iter().map(|&x| f64::from(x).powi(2)).sum();
+    power / (energy * samples.len() as f64 / 2.0).max(1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tone_survives_the_trip_through_camgate_for_g711_and_aac() {
+    let s = start(&DEMO[..2], &[]).await;
+    for (name, _) in &DEMO[..2] {
+        let url = s.url(name);
+        let args: Vec<String> = [
+            "-hide_banner",
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &url,
+            "-map",
+            "0:a:0",
+            "-t",
+            "2",
+            "-ac",
+            "1",
+            "-ar",
+            "8000",
+            "-f",
+            "s16le",
+            "-",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("ffmpeg")
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pcm: Vec<i16> = out
+            .stdout
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert!(pcm.len() >= 8000, "{name}: only {} samples", pcm.len());
+        let rms =
+            (pcm.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt();
+        assert!(
+            rms > 1000.0,
+            "{name}: audio is nearly silent (rms {rms:.0})"
+        );
+        let share = tone_share(&pcm[800..], 8000.0, 1000.0);
+        assert!(
+            share > 0.5,
+            "{name}: 1 kHz holds only {:.0} % of the energy",
+            share * 100.0
+        );
+    }
+}
