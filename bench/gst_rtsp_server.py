@@ -76,7 +76,10 @@ def enable_basic_and_digest(auth):
 
 
 def file_launch_line(path):
-    """Builds a launch line that demuxes `path` and payloads its first video and audio streams."""
+    """Builds a launch line that demuxes `path` and payloads its first video and audio streams.
+
+    Returns the launch line and the file's duration in nanoseconds (None if unknown).
+    """
     ext = os.path.splitext(path)[1].lower()
     demux = DEMUXERS.get(ext)
     if demux is None:
@@ -111,7 +114,9 @@ def file_launch_line(path):
     if not branches:
         raise SystemExit(f"{path}: no stream that can be sent over RTP")
     location = path.replace("\\", "\\\\").replace('"', '\\"')
-    return f'( filesrc location="{location}" ! {demux} name=d ' + " ".join(branches) + " )"
+    launch = f'( filesrc location="{location}" ! {demux} name=d ' + " ".join(branches) + " )"
+    duration = info.get_duration()
+    return launch, (duration if 0 < duration < Gst.CLOCK_TIME_NONE else None)
 
 
 class LoopingFactory(GstRtspServer.RTSPMediaFactory):
@@ -120,12 +125,20 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
     The demuxer (named `d`) is put in segment mode when the media is prepared and gets a
     non-flushing segment seek back to the start at each segment end, so running time, and so
     the RTP timestamps, keep increasing across loops as a live camera's would. The seeks go to
-    the demuxer itself rather than the pipeline, which the RTSP media seeks on PLAY.
+    the demuxer itself rather than the pipeline, and the media tells gst-rtsp-server that it
+    cannot seek, so a PLAY with a Range does not restart it (see `_on_configure`).
     """
 
-    def __init__(self, loop):
+    def __init__(self, loop, duration=None):
         super().__init__()
         self.loop = loop
+        # A loop restarts at the running time of the last frame's *start*, so the first frame
+        # of the next loop would repeat the last frame's timestamp. The gap from the last
+        # frame's start to the file's duration (one frame) is added to an offset on the
+        # demuxer's pads at each loop, so timestamps keep their cadence, as a live camera's do.
+        self.duration = duration
+        self.offset = 0
+        self.last_pts = 0
         self.connect("media-configure", self._on_configure)
 
     def _on_configure(self, _factory, media):
@@ -136,8 +149,40 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
         if demux is None:
             log("no element named d; the media will not loop")
             return
+        self.offset = 0  # a new media (the shared one is remade after its last client left)
+        self.last_pts = 0
         media.connect("prepared", self._on_prepared, demux)
         media.connect("handle-message", self._on_message, demux)
+        demux.connect("pad-added", self._on_demux_pad)
+        # Most clients (ffmpeg, retina, camgate-bench's rtsp-load) send `Range: npt=0.000-` in
+        # PLAY, and gst-rtsp-server answers it with a flushing seek of the shared pipeline when
+        # the pipeline says it can seek: every other client sees its timestamps jump back, and
+        # as that seek is not a segment seek the file then plays once and stops. A looping file
+        # stands in for a live camera, so tell gst-rtsp-server it cannot seek (answer its
+        # SEEKING query on each payloader with "not seekable"); the looping seeks above go to
+        # the demuxer directly and are not affected.
+        n = 0
+        while (pay := bin_.get_by_name(f"pay{n}")) is not None:
+            pad = pay.get_static_pad("src")
+            pad.add_probe(Gst.PadProbeType.QUERY_UPSTREAM, self._not_seekable)
+            n += 1
+
+    def _on_demux_pad(self, _demux, pad):
+        pad.add_probe(Gst.PadProbeType.BUFFER, self._track_pts)
+
+    def _track_pts(self, _pad, info):
+        pts = info.get_buffer().pts
+        if pts != Gst.CLOCK_TIME_NONE and pts > self.last_pts:
+            self.last_pts = pts
+        return Gst.PadProbeReturn.OK
+
+    @staticmethod
+    def _not_seekable(_pad, info):
+        query = info.get_query()
+        if query is None or query.type != Gst.QueryType.SEEKING:
+            return Gst.PadProbeReturn.OK
+        # A new SEEKING query already says "not seekable" (PyGObject cannot write to it).
+        return Gst.PadProbeReturn.HANDLED
 
     @staticmethod
     def _seek(demux, flags):
@@ -151,6 +196,12 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
 
     def _on_message(self, _media, message, demux):
         if message.type == Gst.MessageType.SEGMENT_DONE:
+            gap = None if self.duration is None else self.duration - self.last_pts
+            if gap is not None and 0 < gap < Gst.SECOND:
+                self.offset += gap
+                for pad in demux.srcpads:
+                    pad.set_offset(self.offset)
+            self.last_pts = 0
             if not self._seek(demux, Gst.SeekFlags.SEGMENT):
                 log("looping seek failed")
             return True
@@ -175,8 +226,8 @@ def main():
     path = args.path if args.path.startswith("/") else "/" + args.path
 
     if args.file:
-        launch = file_launch_line(args.file)
-        factory = LoopingFactory(loop=not args.no_loop)
+        launch, duration = file_launch_line(args.file)
+        factory = LoopingFactory(loop=not args.no_loop, duration=duration)
     else:
         launch = args.launch.strip()
         if not launch.startswith("("):

@@ -159,25 +159,23 @@ impl Client {
                         continue;
                     }
                 }
-            } else if !self.buf.is_empty() {
-                match parse_message(&self.buf).map_err(|e| format!("{method} {url}: {e}"))? {
-                    Some((m, used)) => {
-                        self.buf.advance(used);
-                        if m.status() == 0 {
-                            // A request from the server (e.g. OPTIONS keep-alive): ignore.
-                            continue;
-                        }
-                        if !(200..300).contains(&m.status()) {
-                            return Err(format!("{method} {url}: {}", m.start_line));
-                        }
-                        if let Some(s) = m.header("session") {
-                            let id = s.split(';').next().unwrap_or("").trim().to_string();
-                            self.session = Some(id);
-                        }
-                        return Ok(m);
-                    }
-                    None => {}
+            } else if !self.buf.is_empty()
+                && let Some((m, used)) =
+                    parse_message(&self.buf).map_err(|e| format!("{method} {url}: {e}"))?
+            {
+                self.buf.advance(used);
+                if m.status() == 0 {
+                    // A request from the server (e.g. OPTIONS keep-alive): ignore.
+                    continue;
                 }
+                if !(200..300).contains(&m.status()) {
+                    return Err(format!("{method} {url}: {}", m.start_line));
+                }
+                if let Some(s) = m.header("session") {
+                    let id = s.split(';').next().unwrap_or("").trim().to_string();
+                    self.session = Some(id);
+                }
+                return Ok(m);
             }
             self.buf.reserve(16 * 1024);
             match self.sock.read_buf(&mut self.buf).await {
@@ -261,7 +259,10 @@ pub fn host_port(url: &str) -> Result<String, String> {
     if hostport.is_empty() {
         return Err(format!("{url:?} has no host"));
     }
-    if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         Ok(hostport.to_string())
     } else {
         Ok(format!("{hostport}:554"))
