@@ -6,6 +6,7 @@
 mod auth;
 mod conn;
 pub mod framing;
+mod gso;
 mod sdp;
 mod sender;
 mod udp;

@@ -122,8 +122,7 @@ pub(crate) async fn run_sender(
     let mut sr = tokio::time::interval(cfg.rtcp_interval);
     sr.tick().await;
     let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(MAX_BATCH);
-    let mut heads: Vec<u8> = Vec::new();
-    let mut dgram: Vec<u8> = Vec::with_capacity(cfg.max_payload + 12);
+    let mut out = Batch::default();
     loop {
         tokio::select! {
             f = async { match first.take() { Some(f) => Some(f), None => reader.recv().await } } => {
@@ -136,54 +135,33 @@ pub(crate) async fn run_sender(
                         None => break,
                     }
                 }
-                // (track, head range in `heads`, chunk) for every TCP packet of the batch.
-                let mut tcp: Vec<(std::ops::Range<usize>, RtpChunk)> = Vec::new();
-                heads.clear();
+                out.clear();
                 for frame in &batch {
                     let Some(t) = tracks.get_mut(frame.track).and_then(|t| t.as_mut()) else { continue };
                     let chunks = frame.rtp_chunks(|f| match packetize(&t.info.codec, f, cfg.max_payload) {
                         Ok(c) => c,
                         Err(e) => {
-                            warn!("cannot packetize a {} frame: {e}", t.info.codec_name());
+                            if !t.warned {
+                                warn!("cannot packetize a {} frame: {e}", t.info.codec_name());
+                            }
                             Vec::new()
                         }
                     });
-                    if chunks.is_empty() && !t.warned {
+                    if chunks.is_empty() {
                         t.warned = true;
+                        continue;
                     }
-                    let ts = t.ts_base.wrapping_add(frame.ts as u32);
-                    t.last = Some((ts, frame.received));
-                    for c in chunks.iter() {
-                        let h = t.header(c.marker, ts);
-                        t.packets = t.packets.wrapping_add(1);
-                        t.octets = t.octets.wrapping_add(c.len() as u32);
-                        counters.rtp_packets.fetch_add(1, Ordering::Relaxed);
-                        counters.rtp_bytes.fetch_add((12 + c.len()) as u64, Ordering::Relaxed);
-                        match &t.out {
-                            Output::Tcp { channel } => {
-                                let start = heads.len();
-                                let len = (12 + c.len()) as u16;
-                                heads.extend_from_slice(&[b'$', *channel]);
-                                heads.extend_from_slice(&len.to_be_bytes());
-                                heads.extend_from_slice(&h);
-                                heads.extend_from_slice(&c.head);
-                                tcp.push((start..heads.len(), c.clone()));
-                            }
-                            Output::Udp { rtp, .. } => {
-                                let Some(u) = &udp else { continue };
-                                dgram.clear();
-                                dgram.extend_from_slice(&h);
-                                dgram.extend_from_slice(&c.head);
-                                dgram.extend_from_slice(&c.body);
-                                // A refused datagram (client port closed) is not fatal: the
-                                // session timeout reaps clients that went away.
-                                let _ = u.rtp.send_to(&dgram, *rtp).await;
-                            }
-                        }
-                    }
+                    out.add_frame(t, frame, chunks);
                 }
-                if !tcp.is_empty() {
-                    write_tcp(&wr, &heads, &tcp, cfg).await?;
+                counters.rtp_packets.fetch_add(out.packets, Ordering::Relaxed);
+                counters.rtp_bytes.fetch_add(out.bytes, Ordering::Relaxed);
+                if !out.tcp.is_empty() {
+                    write_tcp(&wr, &out, cfg).await?;
+                }
+                if let (false, Some(u)) = (out.udp.is_empty(), &udp) {
+                    // A refused datagram (client port closed) is not fatal: the session
+                    // timeout reaps clients that went away.
+                    let _ = send_udp(&u.rtp, &out).await;
                 }
             }
             _ = sr.tick() => {
@@ -193,31 +171,87 @@ pub(crate) async fn run_sender(
     }
 }
 
+/// The packets of one batch of frames for one session: per-reader header bytes and references
+/// to the frames' shared packetizations.
+#[derive(Default)]
+struct Batch {
+    /// Packetizations of the batch's frames (kept alive while their bodies are written).
+    held: Vec<Arc<[RtpChunk]>>,
+    /// TCP: interleaved header + RTP header + payload header bytes, back to back.
+    heads: Vec<u8>,
+    /// TCP packets: range in `heads`, then (index in `held`, chunk index) of the body.
+    tcp: Vec<(std::ops::Range<usize>, usize, usize)>,
+    /// UDP: whole datagrams, back to back.
+    dgrams: Vec<u8>,
+    /// UDP packets: destination and range in `dgrams`.
+    udp: Vec<(SocketAddr, std::ops::Range<usize>)>,
+    packets: u64,
+    bytes: u64,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.held.clear();
+        self.heads.clear();
+        self.tcp.clear();
+        self.dgrams.clear();
+        self.udp.clear();
+        self.packets = 0;
+        self.bytes = 0;
+    }
+
+    fn add_frame(&mut self, t: &mut SenderTrack, frame: &Frame, chunks: Arc<[RtpChunk]>) {
+        let ts = t.ts_base.wrapping_add(frame.ts as u32);
+        t.last = Some((ts, frame.received));
+        let held = self.held.len();
+        for (i, c) in chunks.iter().enumerate() {
+            let h = t.header(c.marker, ts);
+            t.packets = t.packets.wrapping_add(1);
+            t.octets = t.octets.wrapping_add(c.len() as u32);
+            self.packets += 1;
+            self.bytes += (12 + c.len()) as u64;
+            match &t.out {
+                Output::Tcp { channel } => {
+                    let start = self.heads.len();
+                    let len = (12 + c.len()) as u16;
+                    self.heads.extend_from_slice(&[b'$', *channel]);
+                    self.heads.extend_from_slice(&len.to_be_bytes());
+                    self.heads.extend_from_slice(&h);
+                    self.heads.extend_from_slice(&c.head);
+                    self.tcp.push((start..self.heads.len(), held, i));
+                }
+                Output::Udp { rtp, .. } => {
+                    let start = self.dgrams.len();
+                    self.dgrams.extend_from_slice(&h);
+                    self.dgrams.extend_from_slice(&c.head);
+                    self.dgrams.extend_from_slice(&c.body);
+                    self.udp.push((*rtp, start..self.dgrams.len()));
+                }
+            }
+        }
+        self.held.push(chunks);
+    }
+}
+
+/// Writes the batch's TCP packets: vectored writes straight from the shared payloads, without
+/// a timer or a wake-up while the socket takes the bytes at once.
 async fn write_tcp(
     wr: &AsyncMutex<OwnedWriteHalf>,
-    heads: &[u8],
-    packets: &[(std::ops::Range<usize>, RtpChunk)],
+    b: &Batch,
     cfg: &ServerConfig,
 ) -> std::io::Result<()> {
     let mut w = wr.lock().await;
-    for group in packets.chunks(MAX_IOV / 2) {
-        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(group.len() * 2);
-        for (r, c) in group {
-            iov.push(IoSlice::new(&heads[r.clone()]));
-            if !c.body.is_empty() {
-                iov.push(IoSlice::new(&c.body));
+    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(b.tcp.len().min(MAX_IOV / 2) * 2);
+    for group in b.tcp.chunks(MAX_IOV / 2) {
+        iov.clear();
+        for (r, held, i) in group {
+            iov.push(IoSlice::new(&b.heads[r.clone()]));
+            let body = &b.held[*held][*i].body;
+            if !body.is_empty() {
+                iov.push(IoSlice::new(body));
             }
         }
-        let write = write_all_vectored(&mut w, &mut iov);
-        match tokio::time::timeout(cfg.write_timeout, write).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "client stopped reading",
-                ));
-            }
-        }
+        write_all_vectored(&mut w, &mut iov, cfg.write_timeout).await?;
     }
     Ok(())
 }
@@ -225,13 +259,63 @@ async fn write_tcp(
 async fn write_all_vectored(
     w: &mut OwnedWriteHalf,
     mut iov: &mut [IoSlice<'_>],
+    limit: std::time::Duration,
 ) -> std::io::Result<()> {
     while !iov.is_empty() {
-        let n = w.write_vectored(iov).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+        match w.try_write_vectored(iov) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut iov, n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(limit, w.writable()).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "client stopped reading",
+                        ));
+                    }
+                }
+            }
+            Err(e) => return Err(e),
         }
-        IoSlice::advance_slices(&mut iov, n);
+    }
+    Ok(())
+}
+
+/// Sends the batch's datagrams, as few syscalls as the kernel allows (UDP segmentation
+/// offload for runs of equal-size packets to one destination).
+async fn send_udp(sock: &tokio::net::UdpSocket, b: &Batch) -> std::io::Result<()> {
+    let mut i = 0;
+    while i < b.udp.len() {
+        let (dest, first) = &b.udp[i];
+        let seg = first.len();
+        // A run: same destination, same size; the last one may be shorter.
+        let mut j = i + 1;
+        while j < b.udp.len()
+            && j - i < super::gso::MAX_SEGMENTS
+            && b.udp[j].0 == *dest
+            && b.udp[j - 1].1.len() == seg
+            && b.udp[j].1.len() <= seg
+            && b.udp[j].1.start == b.udp[j - 1].1.end
+            && (j - i + 1) * seg <= super::gso::MAX_BYTES
+        {
+            j += 1;
+        }
+        let bytes = &b.dgrams[first.start..b.udp[j - 1].1.end];
+        if j - i > 1 && super::gso::available() {
+            match super::gso::send(sock, *dest, bytes, seg as u16).await {
+                Ok(()) => {
+                    i = j;
+                    continue;
+                }
+                Err(e) if super::gso::is_unsupported(&e) => super::gso::disable(),
+                Err(e) => return Err(e),
+            }
+        }
+        for (d, r) in &b.udp[i..j] {
+            sock.send_to(&b.dgrams[r.clone()], *d).await?;
+        }
+        i = j;
     }
     Ok(())
 }
