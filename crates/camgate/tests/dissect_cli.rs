@@ -733,3 +733,10 @@ mod total {
         }
     }
 }
+
+#[test]
+fn sdp_that_trips_the_sdp_parser_is_an_error_not_a_panic() {
+    // Found by the fuzzer: sdp-types 0.1.8 asserts on this input.
+    let err = lines(&hex_args(DissectKind::Sdp, "763d300ae40a763d300ae40ae9e9")).unwrap_err();
+    assert!(err.to_string().contains("malformed SDP"), "{err}");
+}

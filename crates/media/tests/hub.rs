@@ -368,3 +368,46 @@ async fn closing_the_hub_ends_readers() {
     }
     assert_eq!(stream.state(), StreamState::Closed);
 }
+
+struct PanickingSource(AtomicU32);
+
+impl Source for PanickingSource {
+    fn connect(&self) -> BoxFuture<'static, Result<Box<dyn SourceSession>, SourceError>> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if n < 2 {
+                panic!("parser bug on hostile input");
+            }
+            let live = Arc::new(AtomicUsize::new(1));
+            Ok(Box::new(MockSession {
+                n: 0,
+                gop: 5,
+                frame_len: 10,
+                limit: None,
+                video_stops_after: None,
+                live,
+                audio_next: false,
+            }) as Box<dyn SourceSession>)
+        })
+    }
+
+    fn describe(&self) -> String {
+        "mock://panicking".into()
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_source_is_retried_like_a_failed_one() {
+    let hub = Hub::new();
+    let src = Arc::new(PanickingSource(AtomicU32::new(0)));
+    let stream = hub.add_stream(
+        "cam",
+        src.clone(),
+        StreamOptions {
+            preload: true,
+            ..fast_opts()
+        },
+    );
+    wait_for(|| stream.state() == StreamState::Streaming).await;
+    assert_eq!(src.0.load(Ordering::SeqCst), 3);
+}

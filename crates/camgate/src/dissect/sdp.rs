@@ -9,8 +9,14 @@ use super::{Fault, Obj};
 
 /// `{"type":"sdp",...}` for the SDP text `data`.
 pub(crate) fn dissect(data: &[u8]) -> Result<Obj, Fault> {
-    let s = Session::parse(data)
-        .map_err(|e| Fault::new(line_offset(data, error_line(&e)), e.to_string()))?;
+    // sdp-types 0.1.8 asserts on some malformed input: a hostile capture must not panic us.
+    let parsed = std::panic::catch_unwind(|| Session::parse(data)).map_err(|_| {
+        Fault::new(
+            0,
+            "malformed SDP: the parser rejected its structure".to_string(),
+        )
+    })?;
+    let s = parsed.map_err(|e| Fault::new(line_offset(data, error_line(&e)), e.to_string()))?;
     let mut o = Obj::new().with("type", "sdp").with(
         "origin",
         Obj::new()

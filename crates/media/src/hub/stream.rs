@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
@@ -392,7 +393,9 @@ impl Stream {
             }
             self.set_state(StreamState::Connecting);
             let started = Instant::now();
-            let result =
+            // A source that panics (a parser bug on hostile input) is a failed session like
+            // any other: this camera reconnects, and no other camera notices.
+            let attempt = async {
                 match tokio::time::timeout(self.opts.start_timeout, self.source.connect()).await {
                     Ok(Ok(session)) => self.run_session(session).await,
                     Ok(Err(e)) => Err(e.to_string()),
@@ -400,7 +403,12 @@ impl Stream {
                         "connect timed out after {:?}",
                         self.opts.start_timeout
                     )),
-                };
+                }
+            };
+            let result = match std::panic::AssertUnwindSafe(attempt).catch_unwind().await {
+                Ok(r) => r,
+                Err(_) => Err("the source panicked (a bug; reported above)".to_string()),
+            };
             match result {
                 Ok(()) => break, // stopped for lack of demand
                 Err(reason) => {
