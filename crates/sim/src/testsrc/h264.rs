@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use media::Codec;
 
+use super::bits::BitWriter;
 use super::picture::Yuv420;
 
 /// NAL unit header of an SPS (nal_ref_idc 3, nal_unit_type 7).
@@ -158,13 +159,13 @@ impl H264Encoder {
             push_nal(&mut out, &self.sps[..1], &self.sps[1..], true);
             push_nal(&mut out, &self.pps[..1], &self.pps[1..], true);
             self.write_slice(pic, true);
-            push_nal(&mut out, &[NAL_IDR], &self.bits.buf, false);
+            push_nal(&mut out, &[NAL_IDR], self.bits.as_bytes(), false);
             self.idr_pic_id = (self.idr_pic_id + 1) % 65_536;
         } else {
             self.frame_num = (self.frame_num + 1) % (1 << LOG2_MAX_FRAME_NUM);
             self.write_slice(pic, false);
-            out.reserve(self.bits.buf.len() + self.bits.buf.len() / 64 + 8);
-            push_nal(&mut out, &[NAL_NON_IDR], &self.bits.buf, false);
+            out.reserve(self.bits.as_bytes().len() + self.bits.as_bytes().len() / 64 + 8);
+            push_nal(&mut out, &[NAL_NON_IDR], self.bits.as_bytes(), false);
         }
         self.frames_since_idr += 1;
         match &mut self.prev {
@@ -238,7 +239,7 @@ impl H264Encoder {
         b.ue(1); // max_dec_frame_buffering
         b.trailing_bits();
         let mut sps = Vec::new();
-        push_nal(&mut sps, &[NAL_SPS], &b.buf, false);
+        push_nal(&mut sps, &[NAL_SPS], b.as_bytes(), false);
         self.sps = Bytes::copy_from_slice(&sps[4..]);
 
         let mut b = BitWriter::default();
@@ -259,7 +260,7 @@ impl H264Encoder {
         b.u(1, 0); // redundant_pic_cnt_present_flag
         b.trailing_bits();
         let mut pps = Vec::new();
-        push_nal(&mut pps, &[NAL_PPS], &b.buf, false);
+        push_nal(&mut pps, &[NAL_PPS], b.as_bytes(), false);
         self.pps = Bytes::copy_from_slice(&pps[4..]);
     }
 
@@ -323,24 +324,28 @@ impl H264Encoder {
                     b.ue(MB_TYPE_I_PCM_IN_P);
                 }
                 b.align_zero(); // pcm_alignment_zero_bit
-                let start = b.buf.len();
+                let mut pcm = [0u8; 384];
+                let mut n = 0;
                 for r in 0..16 {
                     let o = (mby * 16 + r) * w + mbx * 16;
-                    b.buf.extend_from_slice(&pic.y[o..o + 16]);
+                    pcm[n..n + 16].copy_from_slice(&pic.y[o..o + 16]);
+                    n += 16;
                 }
                 for plane in [&pic.u, &pic.v] {
                     for r in 0..8 {
                         let o = (mby * 8 + r) * cw + mbx * 8;
-                        b.buf.extend_from_slice(&plane[o..o + 8]);
+                        pcm[n..n + 8].copy_from_slice(&plane[o..o + 8]);
+                        n += 8;
                     }
                 }
                 // Sample value 0 was forbidden in PCM samples by the first edition of H.264;
                 // limited-range video never has it, but keep old decoders safe anyway.
-                for s in &mut b.buf[start..] {
+                for s in &mut pcm {
                     if *s == 0 {
                         *s = 1;
                     }
                 }
+                b.bytes(&pcm);
             }
         }
         if skip_run > 0 {
@@ -425,118 +430,15 @@ fn push_nal(out: &mut Vec<u8>, header: &[u8], payload: &[u8], escaped: bool) {
         out.extend_from_slice(payload);
     } else {
         // 7.4.1: within the NAL unit, 00 00 followed by 00..03 becomes 00 00 03 0x.
-        let mut zeros = 0;
-        let mut copied = 0;
-        for (i, &byte) in payload.iter().enumerate() {
-            if zeros >= 2 && byte <= 3 {
-                out.extend_from_slice(&payload[copied..i]);
-                out.push(3);
-                copied = i;
-                zeros = 0;
-            }
-            if byte == 0 {
-                zeros += 1;
-            } else {
-                zeros = 0;
-            }
-        }
-        out.extend_from_slice(&payload[copied..]);
+        super::bits::escape_rbsp_into(payload, out);
     }
     let len = (out.len() - len_at - 4) as u32;
     out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
-/// An MSB-first bit writer for RBSPs.
-#[derive(Debug, Default)]
-struct BitWriter {
-    buf: Vec<u8>,
-    acc: u64,
-    nbits: u32,
-}
-
-impl BitWriter {
-    fn clear(&mut self) {
-        self.buf.clear();
-        self.acc = 0;
-        self.nbits = 0;
-    }
-
-    /// u(n): the low `n` (≤ 32) bits of `value`.
-    fn u(&mut self, n: u32, value: u32) {
-        debug_assert!(n <= 32 && (n == 32 || value >> n == 0));
-        if n == 0 {
-            return;
-        }
-        self.acc = (self.acc << n) | u64::from(value);
-        self.nbits += n;
-        while self.nbits >= 8 {
-            self.nbits -= 8;
-            self.buf.push((self.acc >> self.nbits) as u8);
-        }
-        self.acc &= (1 << self.nbits) - 1;
-    }
-
-    /// ue(v): unsigned Exp-Golomb (9.1).
-    fn ue(&mut self, value: u32) {
-        let v = u64::from(value) + 1;
-        let len = 64 - v.leading_zeros();
-        self.u(len - 1, 0);
-        if len > 32 {
-            self.u(len - 32, (v >> 32) as u32);
-            self.u(32, v as u32);
-        } else {
-            self.u(len, v as u32);
-        }
-    }
-
-    /// se(v): signed Exp-Golomb (9.1.1).
-    fn se(&mut self, value: i32) {
-        let k = if value > 0 {
-            2 * value as u32 - 1
-        } else {
-            2 * value.unsigned_abs()
-        };
-        self.ue(k);
-    }
-
-    /// Zero bits up to the next byte boundary.
-    fn align_zero(&mut self) {
-        if self.nbits > 0 {
-            self.u(8 - self.nbits, 0);
-        }
-    }
-
-    /// rbsp_trailing_bits: a one bit, then zero bits to the byte boundary.
-    fn trailing_bits(&mut self) {
-        self.u(1, 1);
-        self.align_zero();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_golomb_codes() {
-        let mut b = BitWriter::default();
-        for v in [0, 1, 2, 3, 4] {
-            b.ue(v);
-        }
-        // 1 010 011 00100 00101 -> 1010 0110 0100 0010 1
-        b.trailing_bits();
-        assert_eq!(b.buf, [0b1010_0110, 0b0100_0010, 0b1100_0000]);
-        let mut b = BitWriter::default();
-        b.se(1);
-        b.se(-1);
-        b.se(0);
-        b.trailing_bits(); // 010 011 1 1 -> 0100 1111
-        assert_eq!(b.buf, [0b0100_1111]);
-        let mut b = BitWriter::default();
-        b.ue(u32::MAX - 1);
-        assert_eq!(b.buf.len(), 7);
-        assert_eq!(b.nbits, 7);
-    }
 
     #[test]
     fn emulation_prevention() {
