@@ -13,7 +13,7 @@ mod reader;
 mod stream;
 
 pub use backoff::Backoff;
-pub use reader::Reader;
+pub use reader::{Closed, FrameSink, Offer, Reader};
 pub use stream::{Stream, StreamOptions, StreamState, StreamStats};
 
 use std::collections::BTreeMap;

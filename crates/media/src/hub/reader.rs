@@ -1,4 +1,5 @@
-//! A reader's bounded queue: frames in order, skipped to the next keyframe on overflow.
+//! A reader's bounded queue: frames in order, skipped to the next keyframe on overflow; and
+//! the optional sink that takes frames on the stream's own task while the queue is empty.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -8,8 +9,28 @@ use tokio::sync::Notify;
 use super::stream::Stream;
 use crate::{Frame, TrackInfo};
 
+/// What a [`FrameSink`] did with a frame it was offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// The sink took the frame and needs nothing more.
+    Taken,
+    /// The sink took the frame but has work left for the reader's task (a partial write, an
+    /// error): wake it.
+    TakenWake,
+    /// The sink cannot take the frame now; queue it for the reader's task.
+    Declined,
+}
+
+/// Takes frames synchronously on the stream's task, instead of waking the reader's task for
+/// each one. It is offered a frame only while the reader's queue is empty, so frames stay in
+/// order; it must not block.
+pub trait FrameSink: Send + Sync {
+    /// Offers one frame.
+    fn offer(&self, frame: &Arc<Frame>) -> Offer;
+}
+
 /// What a reader's queue holds and has lost.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Queue {
     frames: VecDeque<Arc<Frame>>,
     bytes: usize,
@@ -19,6 +40,19 @@ pub(crate) struct Queue {
     pub(crate) dropped: u64,
     /// How many times the queue overflowed and skipped to a keyframe.
     pub(crate) overflows: u64,
+    /// Takes frames directly while the queue is empty.
+    sink: Option<Arc<dyn FrameSink>>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("frames", &self.frames.len())
+            .field("bytes", &self.bytes)
+            .field("dropped", &self.dropped)
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
 }
 
 /// The part of a reader the stream pushes into.
@@ -32,6 +66,7 @@ pub(crate) struct ReaderShared {
 }
 
 /// Result of pushing one frame into a reader's queue: how many frames it cost the reader.
+#[derive(Default)]
 pub(crate) struct PushOutcome {
     pub(crate) dropped: u64,
     pub(crate) overflowed: bool,
@@ -84,6 +119,19 @@ impl ReaderShared {
             }
             q.waiting_for_sync = false;
         }
+        if q.frames.is_empty()
+            && let Some(sink) = &q.sink
+        {
+            match sink.offer(frame) {
+                Offer::Taken => return PushOutcome::default(),
+                Offer::TakenWake => {
+                    drop(q);
+                    self.notify.notify_one();
+                    return PushOutcome::default();
+                }
+                Offer::Declined => {}
+            }
+        }
         if q.bytes + frame.data.len() > self.max_bytes || q.frames.len() >= self.max_frames {
             dropped = q.frames.len() as u64;
             q.frames.clear();
@@ -112,7 +160,10 @@ impl ReaderShared {
     }
 
     pub(crate) fn close(&self) {
-        self.queue.lock().expect("reader queue").closed = true;
+        let mut q = self.queue.lock().expect("reader queue");
+        q.closed = true;
+        q.sink = None;
+        drop(q);
         self.notify.notify_one();
     }
 
@@ -133,6 +184,10 @@ impl ReaderShared {
         }
     }
 }
+
+/// The stream of a reader has closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Closed;
 
 /// One subscriber of a stream. Dropping it unsubscribes.
 pub struct Reader {
@@ -168,6 +223,27 @@ impl Reader {
         self.shared.try_pop().ok().flatten()
     }
 
+    /// A frame if one is queued, without waiting; `Err` once the stream is closed and the
+    /// queue is empty.
+    pub fn try_next(&mut self) -> Result<Option<Arc<Frame>>, Closed> {
+        self.shared.try_pop().map_err(|()| Closed)
+    }
+
+    /// Waits until a frame is queued, the stream closes, or the sink asked for a wake-up.
+    /// May return spuriously; callers re-check with [`Reader::try_next`].
+    pub async fn wait(&self) {
+        self.shared.notify.notified().await;
+    }
+
+    /// Lets `sink` take frames on the stream's task while this reader's queue is empty (the
+    /// reader's task then only handles what the sink declines or leaves behind).
+    pub fn set_sink(&self, sink: Arc<dyn FrameSink>) {
+        let mut q = self.shared.queue.lock().expect("reader queue");
+        if !q.closed {
+            q.sink = Some(sink);
+        }
+    }
+
     /// Frames this reader lost because it was too slow.
     pub fn dropped(&self) -> u64 {
         self.shared.counters().0
@@ -176,6 +252,7 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
+        self.shared.queue.lock().expect("reader queue").sink = None;
         self.stream.remove_reader(self.shared.id);
     }
 }

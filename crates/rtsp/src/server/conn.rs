@@ -12,9 +12,8 @@ use media::TrackInfo;
 use media::hub::{HubError, Stream};
 use rtsp_types::headers::{self, Transport, Transports};
 use rtsp_types::{Method, Request, Response, StatusCode, Version};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -23,6 +22,7 @@ use super::framing::{Item, next_item};
 use super::sdp::{describe, payload_types};
 use super::sender::{Output, Prepared, SenderTrack, run_sender};
 use super::udp::{Activity, now_ms};
+use super::wire::Wire;
 use super::{AuthFailure, RtspServer};
 
 /// How a session's track is delivered.
@@ -85,7 +85,7 @@ pub(crate) struct Connection {
     peer: SocketAddr,
     local: SocketAddr,
     rd: tokio::net::tcp::OwnedReadHalf,
-    wr: Arc<AsyncMutex<OwnedWriteHalf>>,
+    wr: Arc<AsyncMutex<Wire>>,
     sessions: HashMap<String, Session>,
     kick: tokio::sync::watch::Receiver<u64>,
 }
@@ -137,7 +137,7 @@ impl Connection {
             peer,
             local,
             rd,
-            wr: Arc::new(AsyncMutex::new(wr)),
+            wr: Arc::new(AsyncMutex::new(Wire::new(wr))),
             sessions: HashMap::new(),
             kick: server.kick.subscribe(),
             server,
@@ -214,7 +214,7 @@ impl Connection {
 
     async fn write_raw(&self, bytes: &[u8]) -> std::io::Result<()> {
         let mut w = self.wr.lock().await;
-        w.write_all(bytes).await
+        w.write_all(bytes, self.server.cfg.write_timeout).await
     }
 
     /// Answers one request; false closes the connection.
@@ -249,7 +249,8 @@ impl Connection {
         if resp.write(&mut out).is_err() {
             return false;
         }
-        if self.write_raw(&out).await.is_err() {
+        if let Err(e) = self.write_raw(&out).await {
+            debug!(peer = %self.peer, "cannot write a reply: {e}");
             return false;
         }
         if let Some((id, prepared)) = reply.start {

@@ -10,6 +10,7 @@ mod gso;
 mod sdp;
 mod sender;
 mod udp;
+mod wire;
 
 pub use auth::{AuthFailure, Authenticator, User};
 pub use sdp::{describe as describe_sdp, payload_types};

@@ -4,19 +4,18 @@
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use media::hub::Reader;
+use media::hub::{Closed, FrameSink, Offer, Reader};
 use media::rtp::{RtpChunk, packetize};
 use media::{Frame, TrackInfo};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Mutex as AsyncMutex;
 use tracing::warn;
 
 use super::udp::UdpPair;
+use super::wire::{TryWrite, Wire};
 use super::{ServerConfig, ServerCounters};
 
 /// Where one track's packets go.
@@ -106,68 +105,200 @@ fn ntp_now() -> u64 {
     (secs << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
 }
 
+/// What the sink (on the stream's task) and the sender task share.
+struct Shared {
+    tracks: Vec<Option<SenderTrack>>,
+    /// The sink's scratch batch.
+    batch: Batch,
+    /// The task is writing (or about to): the sink declines frames until it is done.
+    busy: bool,
+    /// A write error the sink hit; the task ends with it.
+    error: Option<std::io::Error>,
+}
+
+/// Writes frames to a TCP-only session straight from the stream's task while the session keeps
+/// up, so a playing reader costs one vectored write per frame and no task wake-up.
+struct DirectSink {
+    shared: Arc<Mutex<Shared>>,
+    wire: Arc<AsyncMutex<Wire>>,
+    max_payload: usize,
+    counters: Arc<ServerCounters>,
+}
+
+impl FrameSink for DirectSink {
+    fn offer(&self, frame: &Arc<Frame>) -> Offer {
+        let Ok(mut sh) = self.shared.try_lock() else {
+            return Offer::Declined;
+        };
+        if sh.busy || sh.error.is_some() {
+            return Offer::Declined;
+        }
+        let Ok(mut w) = self.wire.try_lock() else {
+            return Offer::Declined;
+        };
+        if w.has_pending() {
+            return Offer::Declined;
+        }
+        let sh = &mut *sh;
+        sh.batch.clear();
+        add_frames(
+            &mut sh.batch,
+            &mut sh.tracks,
+            std::slice::from_ref(frame),
+            self.max_payload,
+        );
+        self.counters
+            .rtp_packets
+            .fetch_add(sh.batch.packets, Ordering::Relaxed);
+        self.counters
+            .rtp_bytes
+            .fetch_add(sh.batch.bytes, Ordering::Relaxed);
+        let mut partial = false;
+        let mut iov: Vec<IoSlice<'_>> = Vec::new();
+        for group in sh.batch.tcp.chunks(MAX_IOV / 2) {
+            sh.batch.iov_of(group, &mut iov);
+            if partial {
+                w.stash(&iov);
+                continue;
+            }
+            match w.try_write_vectored(&mut iov) {
+                Ok(TryWrite::Done) => {}
+                Ok(TryWrite::Partial) => partial = true,
+                Err(e) => {
+                    sh.error = Some(e);
+                    return Offer::TakenWake;
+                }
+            }
+        }
+        if partial {
+            Offer::TakenWake
+        } else {
+            Offer::Taken
+        }
+    }
+}
+
 /// Runs until the reader ends or a write fails.
 pub(crate) async fn run_sender(
     prepared: Prepared,
-    wr: Arc<AsyncMutex<OwnedWriteHalf>>,
+    wire: Arc<AsyncMutex<Wire>>,
     udp: Option<Arc<UdpPair>>,
     cfg: &ServerConfig,
-    counters: &ServerCounters,
+    counters: &Arc<ServerCounters>,
 ) -> std::io::Result<()> {
     let Prepared {
         mut reader,
         mut first,
-        mut tracks,
+        tracks,
     } = prepared;
+    let tcp_only = tracks
+        .iter()
+        .flatten()
+        .all(|t| matches!(t.out, Output::Tcp { .. }));
+    let shared = Arc::new(Mutex::new(Shared {
+        tracks,
+        batch: Batch::default(),
+        busy: true,
+        error: None,
+    }));
+    if tcp_only {
+        reader.set_sink(Arc::new(DirectSink {
+            shared: shared.clone(),
+            wire: wire.clone(),
+            max_payload: cfg.max_payload,
+            counters: counters.clone(),
+        }));
+    }
     let mut sr = tokio::time::interval(cfg.rtcp_interval);
     sr.tick().await;
     let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(MAX_BATCH);
     let mut out = Batch::default();
     loop {
-        tokio::select! {
-            f = async { match first.take() { Some(f) => Some(f), None => reader.recv().await } } => {
-                let Some(f) = f else { return Ok(()) };
-                batch.clear();
-                batch.push(f);
+        // Write what is queued (and what the sink left behind) until nothing is, then hand the
+        // socket back to the sink.
+        loop {
+            batch.clear();
+            out.clear();
+            let mut closed = false;
+            {
+                let mut sh = shared.lock().expect("sender state");
+                if let Some(e) = sh.error.take() {
+                    return Err(e);
+                }
+                batch.extend(first.take());
                 while batch.len() < MAX_BATCH {
-                    match reader.try_recv() {
-                        Some(f) => batch.push(f),
-                        None => break,
-                    }
-                }
-                out.clear();
-                for frame in &batch {
-                    let Some(t) = tracks.get_mut(frame.track).and_then(|t| t.as_mut()) else { continue };
-                    let chunks = frame.rtp_chunks(|f| match packetize(&t.info.codec, f, cfg.max_payload) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            if !t.warned {
-                                warn!("cannot packetize a {} frame: {e}", t.info.codec_name());
-                            }
-                            Vec::new()
+                    match reader.try_next() {
+                        Ok(Some(f)) => batch.push(f),
+                        Ok(None) => break,
+                        Err(Closed) => {
+                            closed = true;
+                            break;
                         }
-                    });
-                    if chunks.is_empty() {
-                        t.warned = true;
-                        continue;
                     }
-                    out.add_frame(t, frame, chunks);
                 }
-                counters.rtp_packets.fetch_add(out.packets, Ordering::Relaxed);
-                counters.rtp_bytes.fetch_add(out.bytes, Ordering::Relaxed);
-                if !out.tcp.is_empty() {
-                    write_tcp(&wr, &out, cfg).await?;
+                if batch.is_empty() && !closed {
+                    let pending = wire.try_lock().map_or(true, |w| w.has_pending());
+                    if !pending {
+                        sh.busy = false;
+                        break;
+                    }
                 }
-                if let (false, Some(u)) = (out.udp.is_empty(), &udp) {
-                    // A refused datagram (client port closed) is not fatal: the session
-                    // timeout reaps clients that went away.
-                    let _ = send_udp(&u.rtp, &out).await;
-                }
+                sh.busy = true;
+                add_frames(&mut out, &mut sh.tracks, &batch, cfg.max_payload);
             }
-            _ = sr.tick() => {
-                send_reports(&mut tracks, &wr, udp.as_deref(), cfg).await?;
+            counters
+                .rtp_packets
+                .fetch_add(out.packets, Ordering::Relaxed);
+            counters.rtp_bytes.fetch_add(out.bytes, Ordering::Relaxed);
+            write_tcp(&wire, &out, cfg).await?;
+            if let (false, Some(u)) = (out.udp.is_empty(), &udp) {
+                // A refused datagram (client port closed) is not fatal: the session
+                // timeout reaps clients that went away.
+                let _ = send_udp(&u.rtp, &out).await;
+            }
+            if closed {
+                return Ok(());
             }
         }
+        tokio::select! {
+            _ = reader.wait() => {}
+            _ = sr.tick() => {
+                let reports = {
+                    let mut sh = shared.lock().expect("sender state");
+                    sh.busy = true;
+                    reports(&mut sh.tracks)
+                };
+                send_reports(&reports, &wire, udp.as_deref(), cfg).await?;
+            }
+        }
+    }
+}
+
+/// Adds the packets of `frames` to `out`, advancing each track's RTP state.
+fn add_frames(
+    out: &mut Batch,
+    tracks: &mut [Option<SenderTrack>],
+    frames: &[Arc<Frame>],
+    max_payload: usize,
+) {
+    for frame in frames {
+        let Some(t) = tracks.get_mut(frame.track).and_then(|t| t.as_mut()) else {
+            continue;
+        };
+        let chunks = frame.rtp_chunks(|f| match packetize(&t.info.codec, f, max_payload) {
+            Ok(c) => c,
+            Err(e) => {
+                if !t.warned {
+                    warn!("cannot packetize a {} frame: {e}", t.info.codec_name());
+                }
+                Vec::new()
+            }
+        });
+        if chunks.is_empty() {
+            t.warned = true;
+            continue;
+        }
+        out.add_frame(t, frame, chunks);
     }
 }
 
@@ -198,6 +329,22 @@ impl Batch {
         self.udp.clear();
         self.packets = 0;
         self.bytes = 0;
+    }
+
+    /// The iovecs of some of the batch's TCP packets.
+    fn iov_of<'a>(
+        &'a self,
+        group: &[(std::ops::Range<usize>, usize, usize)],
+        iov: &mut Vec<IoSlice<'a>>,
+    ) {
+        iov.clear();
+        for (r, held, i) in group {
+            iov.push(IoSlice::new(&self.heads[r.clone()]));
+            let body = &self.held[*held][*i].body;
+            if !body.is_empty() {
+                iov.push(IoSlice::new(body));
+            }
+        }
     }
 
     fn add_frame(&mut self, t: &mut SenderTrack, frame: &Frame, chunks: Arc<[RtpChunk]>) {
@@ -233,51 +380,16 @@ impl Batch {
     }
 }
 
-/// Writes the batch's TCP packets: vectored writes straight from the shared payloads, without
-/// a timer or a wake-up while the socket takes the bytes at once.
-async fn write_tcp(
-    wr: &AsyncMutex<OwnedWriteHalf>,
-    b: &Batch,
-    cfg: &ServerConfig,
-) -> std::io::Result<()> {
-    let mut w = wr.lock().await;
+/// Writes the batch's TCP packets (after whatever a partial write left pending): vectored
+/// writes straight from the shared payloads, without a timer or a wake-up while the socket
+/// takes the bytes at once.
+async fn write_tcp(wire: &AsyncMutex<Wire>, b: &Batch, cfg: &ServerConfig) -> std::io::Result<()> {
+    let mut w = wire.lock().await;
+    w.flush(cfg.write_timeout).await?;
     let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(b.tcp.len().min(MAX_IOV / 2) * 2);
     for group in b.tcp.chunks(MAX_IOV / 2) {
-        iov.clear();
-        for (r, held, i) in group {
-            iov.push(IoSlice::new(&b.heads[r.clone()]));
-            let body = &b.held[*held][*i].body;
-            if !body.is_empty() {
-                iov.push(IoSlice::new(body));
-            }
-        }
-        write_all_vectored(&mut w, &mut iov, cfg.write_timeout).await?;
-    }
-    Ok(())
-}
-
-async fn write_all_vectored(
-    w: &mut OwnedWriteHalf,
-    mut iov: &mut [IoSlice<'_>],
-    limit: std::time::Duration,
-) -> std::io::Result<()> {
-    while !iov.is_empty() {
-        match w.try_write_vectored(iov) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut iov, n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                match tokio::time::timeout(limit, w.writable()).await {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "client stopped reading",
-                        ));
-                    }
-                }
-            }
-            Err(e) => return Err(e),
-        }
+        b.iov_of(group, &mut iov);
+        w.write_vectored(&mut iov, cfg.write_timeout).await?;
     }
     Ok(())
 }
@@ -320,30 +432,48 @@ async fn send_udp(sock: &tokio::net::UdpSocket, b: &Batch) -> std::io::Result<()
     Ok(())
 }
 
-async fn send_reports(
-    tracks: &mut [Option<SenderTrack>],
-    wr: &AsyncMutex<OwnedWriteHalf>,
-    udp: Option<&UdpPair>,
-    _cfg: &ServerConfig,
-) -> std::io::Result<()> {
+/// One RTCP sender report, ready to send.
+struct Report {
+    out: Output,
+    bytes: bytes::Bytes,
+}
+
+/// Sender reports for the tracks that have sent something.
+fn reports(tracks: &mut [Option<SenderTrack>]) -> Vec<Report> {
     let ntp = ntp_now();
     let now = Instant::now();
+    let mut out = Vec::new();
     for t in tracks.iter_mut().flatten() {
         let Some((rtp, at)) = t.last else { continue };
         let elapsed = now.saturating_duration_since(at).as_secs_f64();
         let rtp_now = rtp.wrapping_add((elapsed * f64::from(t.info.clock_rate())) as u32);
         let sr = media::rtp::rtcp::sender_report(t.ssrc, ntp, rtp_now, t.packets, t.octets);
-        match &t.out {
+        out.push(Report {
+            out: t.out.clone(),
+            bytes: sr,
+        });
+    }
+    out
+}
+
+async fn send_reports(
+    reports: &[Report],
+    wire: &AsyncMutex<Wire>,
+    udp: Option<&UdpPair>,
+    cfg: &ServerConfig,
+) -> std::io::Result<()> {
+    for r in reports {
+        match &r.out {
             Output::Tcp { channel } => {
-                let mut buf = Vec::with_capacity(4 + sr.len());
+                let mut buf = Vec::with_capacity(4 + r.bytes.len());
                 buf.extend_from_slice(&[b'$', channel + 1]);
-                buf.extend_from_slice(&(sr.len() as u16).to_be_bytes());
-                buf.extend_from_slice(&sr);
-                wr.lock().await.write_all(&buf).await?;
+                buf.extend_from_slice(&(r.bytes.len() as u16).to_be_bytes());
+                buf.extend_from_slice(&r.bytes);
+                wire.lock().await.write_all(&buf, cfg.write_timeout).await?;
             }
             Output::Udp { rtcp, .. } => {
                 if let Some(u) = udp {
-                    let _ = u.rtcp.send_to(&sr, *rtcp).await;
+                    let _ = u.rtcp.send_to(&r.bytes, *rtcp).await;
                 }
             }
         }
