@@ -117,7 +117,10 @@ fn non_status_0x12_body_stays_opaque() {
     let raw = h("12000b34 00000001 00000000 abcdef");
     assert_eq!(Body::parse(&raw).unwrap(), Body::Other(Bytes::from(raw)));
     let short = h("12000b34");
-    assert_eq!(Body::parse(&short).unwrap(), Body::Other(Bytes::from(short)));
+    assert_eq!(
+        Body::parse(&short).unwrap(),
+        Body::Other(Bytes::from(short))
+    );
 }
 
 #[test]
@@ -131,8 +134,10 @@ fn heartbeat_vector() {
 
 #[test]
 fn mcw0_capture_data_frame() {
-    let bytes = h("50544350 00000018 00000014 0000ffeb 0000001c 0533fe32 10000020 36ef034a \
-         00000000 a0010000 00000000 c4a3af48 9956b6b4 54abaeb6 0121d671 05020001 0000a1aa");
+    let bytes = h(
+        "50544350 00000018 00000014 0000ffeb 0000001c 0533fe32 10000020 36ef034a \
+         00000000 a0010000 00000000 c4a3af48 9956b6b4 54abaeb6 0121d671 05020001 0000a1aa",
+    );
     assert_eq!(bytes.len(), 68);
     let f = Frame::parse(&bytes).unwrap();
     assert_eq!(
@@ -156,8 +161,10 @@ fn mcw0_capture_data_frame() {
 
 #[test]
 fn synthetic_rtsp_options_data_body() {
-    let bytes = h("1000002f 12345678 00000000 4f505449 4f4e5320 72747370 3a2f2f31 32372e30 \
-         2e302e31 2f205254 53502f31 2e300d0a 43536571 3a20310d 0a0d0a");
+    let bytes = h(
+        "1000002f 12345678 00000000 4f505449 4f4e5320 72747370 3a2f2f31 32372e30 \
+         2e302e31 2f205254 53502f31 2e300d0a 43536571 3a20310d 0a0d0a",
+    );
     let b = Body::Data {
         realm: 0x1234_5678,
         payload: Bytes::from_static(b"OPTIONS rtsp://127.0.0.1/ RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
@@ -232,14 +239,20 @@ fn sign_is_the_bytes_after_the_sub_header() {
 #[test]
 fn auth_response_is_recognised_by_its_first_byte() {
     assert_eq!(body("1a00"), Body::AuthResponse(Bytes::new()));
-    assert_eq!(body("1a000000 00000000 00000000"), Body::AuthResponse(Bytes::new()));
+    assert_eq!(
+        body("1a000000 00000000 00000000"),
+        Body::AuthResponse(Bytes::new())
+    );
     assert_eq!(body("1b000000 00000000 00000000"), Body::AuthFinal);
 }
 
 #[test]
 fn type_0x0a_and_unknown_types_stay_opaque() {
     assert_eq!(body("0a00"), Body::Other(Bytes::from_static(&[0x0a, 0x00])));
-    assert_eq!(body("7f0102"), Body::Other(Bytes::from_static(&[0x7f, 1, 2])));
+    assert_eq!(
+        body("7f0102"),
+        Body::Other(Bytes::from_static(&[0x7f, 1, 2]))
+    );
     // A 0x00 body that is not exactly the SYN (the "app dialect" answer to 0x19).
     assert_eq!(
         body("00000000 00000000"),
@@ -266,12 +279,7 @@ fn short_datagram_error_carries_hex_excerpt() {
 #[test]
 fn bad_magic_is_an_error() {
     let e = Frame::parse(&h("48545450 00000000 00000000 0002ffff 00000000 00000000")).unwrap_err();
-    assert_eq!(
-        e.kind,
-        FrameErrorKind::BadMagic {
-            found: *b"HTTP"
-        }
-    );
+    assert_eq!(e.kind, FrameErrorKind::BadMagic { found: *b"HTTP" });
     assert!(e.to_string().contains("48545450"), "{e}");
 }
 
@@ -350,15 +358,20 @@ fn arb_body() -> impl Strategy<Value = Body> {
 }
 
 fn arb_header() -> impl Strategy<Value = Header> {
-    (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
-        |(sent, recv, pid, lmid, rmid)| Header {
+    (
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+    )
+        .prop_map(|(sent, recv, pid, lmid, rmid)| Header {
             sent,
             recv,
             pid,
             lmid,
             rmid,
-        },
-    )
+        })
 }
 
 proptest! {

@@ -243,7 +243,13 @@ mod tests {
         t.insert(7, RealmState::Open).unwrap();
         assert_eq!(t.buffer(7, &[0; 150]), 100);
         let first = t.next_outgoing(40, true).unwrap();
-        assert!(matches!(first, Outgoing::Data { writable: false, .. }));
+        assert!(matches!(
+            first,
+            Outgoing::Data {
+                writable: false,
+                ..
+            }
+        ));
         let second = t.next_outgoing(40, true).unwrap();
         assert!(matches!(second, Outgoing::Data { writable: true, .. }));
         assert_eq!(t.buffer(7, &[0; 150]), 80);
@@ -259,10 +265,7 @@ mod tests {
             t.next_outgoing(40, true),
             Some(Outgoing::Data { realm: 5, .. })
         ));
-        assert_eq!(
-            t.next_outgoing(40, true),
-            Some(Outgoing::Disc { realm: 5 })
-        );
+        assert_eq!(t.next_outgoing(40, true), Some(Outgoing::Disc { realm: 5 }));
         assert_eq!(t.next_outgoing(40, true), None);
     }
 }

@@ -165,6 +165,8 @@ pub struct Session {
     events: VecDeque<Event>,
     event_bytes: usize,
     last_rx: Instant,
+    /// When the last non-empty frame went out (heartbeats fill silences longer than the
+    /// interval; empty acks do not count, so a side that only acks still heartbeats).
     last_tx: Instant,
     heartbeat_queued: bool,
     client_auth: ClientAuth,
@@ -540,7 +542,10 @@ impl Session {
         if !control_allowed {
             return None;
         }
-        match self.realms.next_outgoing(self.cfg.max_payload, data_allowed)? {
+        match self
+            .realms
+            .next_outgoing(self.cfg.max_payload, data_allowed)?
+        {
             Outgoing::Data {
                 realm,
                 payload,
@@ -583,7 +588,9 @@ impl Session {
         let mut out = Vec::with_capacity(super::frame::HEADER_LEN + body.wire_len());
         header.write(&mut out);
         body.write(&mut out);
-        self.last_tx = self.now;
+        if !body.is_empty() {
+            self.last_tx = self.now;
+        }
         self.stats.frames_sent += 1;
         self.stats.bytes_sent += out.len() as u64;
         trace!(?header, kind = ?body.kind(), len = out.len(), "PTCP send");
@@ -868,9 +875,8 @@ impl Session {
             }
             None => {}
         }
-        let allowed = matches!(self.cfg.role, Role::Device { .. })
-            && self.sign_ok
-            && self.realms.has_room();
+        let allowed =
+            matches!(self.cfg.role, Role::Device { .. }) && self.sign_ok && self.realms.has_room();
         if allowed && self.realms.insert(realm, RealmState::Pending).is_ok() {
             self.push_event(Event::BindRequest { realm, port, ip });
         } else {
