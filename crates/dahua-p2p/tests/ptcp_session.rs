@@ -1104,6 +1104,25 @@ fn client_syn_is_retransmitted_until_the_device_answers() {
     assert_eq!(net.frames(D, |f| f.body == Body::Syn).len(), 1);
 }
 
+#[test]
+fn responder_ignores_the_ack_field_of_a_retransmitted_syn() {
+    // The client's retransmitted SYN says recv = 0, which is exactly the end of a device
+    // SYN sent from 2^32 - 4: it must not count as an ack of the (lost) device SYN.
+    let mut device = device_cfg(None);
+    device.initial_sent = u32::MAX - 3;
+    let mut net = Net::new(client_cfg(), device);
+    let mut lost = false;
+    net.filter = Box::new(move |from, f| {
+        if from == D && f.body == Body::Syn && !lost {
+            lost = true;
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    net.connect();
+    assert_eq!(net.frames(D, |f| f.body == Body::Syn).len(), 2);
+}
+
 // ----- bad input -----
 
 #[test]

@@ -154,6 +154,10 @@ pub struct Session {
     now: Instant,
     closed: Option<CloseReason>,
     syn_queued: bool,
+    /// We sent the first SYN (before receiving one): the peer's SYN is a reply whose
+    /// `recv` acknowledges ours. A responder ignores `recv` in SYN frames, which an
+    /// initiator fills before it has synchronised (a retransmitted SYN says `recv = 0`).
+    initiator: bool,
     connected: bool,
     sender: Sender,
     receiver: Receiver,
@@ -202,6 +206,7 @@ impl Session {
             now,
             closed: None,
             syn_queued: false,
+            initiator: false,
             connected: false,
             rmid: None,
             control: VecDeque::new(),
@@ -266,6 +271,9 @@ impl Session {
     /// Starts the session: queues a SYN (any role may initiate; clients must).
     pub fn connect(&mut self, now: Instant) {
         self.tick(now);
+        if !self.syn_queued && !self.connected {
+            self.initiator = true;
+        }
         self.queue_syn();
     }
 
@@ -661,7 +669,12 @@ impl Session {
         };
         trace!(?header, len = datagram.len(), "PTCP recv");
         let pure = raw_body.is_empty();
-        let ack = self.sender.on_ack(now, header.recv, pure);
+        let is_syn = matches!(item, Item::Body(Body::Syn));
+        let ack = if is_syn && !self.initiator {
+            Default::default()
+        } else {
+            self.sender.on_ack(now, header.recv, pure)
+        };
         if pure {
             self.stats.acks_received += 1;
         }
