@@ -79,7 +79,7 @@ pub struct Config {
     /// Bytes of undelivered events (mostly `Data`) before the session stops accepting
     /// in-order frames (they stay unacked and the peer retransmits them).
     pub event_buffer: usize,
-    /// Send a heartbeat after this long without sending anything.
+    /// Send a heartbeat after this long without sending a non-empty frame (zero: never).
     pub heartbeat_interval: Duration,
     /// Close the session after this long without receiving a frame.
     pub idle_timeout: Duration,

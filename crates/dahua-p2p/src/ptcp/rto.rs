@@ -20,6 +20,8 @@ pub(crate) struct RtoEstimator {
 impl RtoEstimator {
     /// A fresh estimator that starts at `initial`, bounded to `[min, max]`.
     pub(crate) fn new(initial: Duration, min: Duration, max: Duration) -> Self {
+        // A zero timeout would retransmit in a tight loop.
+        let min = min.max(GRANULARITY);
         let max = max.max(min);
         let base = initial.clamp(min, max);
         RtoEstimator {
@@ -41,13 +43,13 @@ impl RtoEstimator {
             }
             Some(srtt) => {
                 let delta = srtt.abs_diff(rtt);
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + rtt) / 8);
+                self.rttvar = (self.rttvar.saturating_mul(3).saturating_add(delta)) / 4;
+                self.srtt = Some((srtt.saturating_mul(7).saturating_add(rtt)) / 8);
             }
         }
         let srtt = self.srtt.unwrap_or(rtt);
         self.base = srtt
-            .saturating_add((self.rttvar * 4).max(GRANULARITY))
+            .saturating_add(self.rttvar.saturating_mul(4).max(GRANULARITY))
             .clamp(self.min, self.max);
         self.current = self.base;
     }

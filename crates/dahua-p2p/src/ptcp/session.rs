@@ -411,11 +411,7 @@ impl Session {
             return None;
         }
         let idle = self.last_rx.checked_add(self.cfg.idle_timeout);
-        let heartbeat = if self.connected && !self.heartbeat_queued {
-            self.last_tx.checked_add(self.cfg.heartbeat_interval)
-        } else {
-            None
-        };
+        let heartbeat = self.heartbeat_due_at();
         [
             idle,
             heartbeat,
@@ -426,6 +422,15 @@ impl Session {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// When the next heartbeat is due (none before the SYN exchange, while one is queued, or
+    /// when `heartbeat_interval` is zero).
+    fn heartbeat_due_at(&self) -> Option<Instant> {
+        if !self.connected || self.heartbeat_queued || self.cfg.heartbeat_interval.is_zero() {
+            return None;
+        }
+        self.last_tx.checked_add(self.cfg.heartbeat_interval)
     }
 
     /// Runs the timers that expired by `now`: retransmission, delayed ack, heartbeat, auth
@@ -469,13 +474,7 @@ impl Session {
                 ClientAuth::Idle | ClientAuth::Done => {}
             }
         }
-        if self.connected
-            && !self.heartbeat_queued
-            && self
-                .last_tx
-                .checked_add(self.cfg.heartbeat_interval)
-                .is_some_and(|t| t <= now)
-        {
+        if self.heartbeat_due_at().is_some_and(|t| t <= now) {
             self.heartbeat_queued = true;
             self.queue_control(Body::Heartbeat, Hook::None);
         }
