@@ -5,6 +5,7 @@
 //! ([`stun`]) and PTCP, the reliable multiplexed byte stream that carries TCP connections
 //! ("realms") to device ports ([`ptcp`]). Thin tokio drivers own the sockets.
 
+pub mod addr;
 pub mod demux;
 pub mod devauth;
 pub mod dhhttp;
