@@ -6,6 +6,7 @@
 //! ("realms") to device ports ([`ptcp`]). Thin tokio drivers own the sockets.
 
 pub mod addr;
+pub mod client;
 pub mod demux;
 pub mod devauth;
 pub mod dhhttp;
