@@ -4,6 +4,7 @@ pub mod demo;
 pub mod dissect;
 pub mod dump;
 pub mod http;
+pub mod p2p;
 pub mod serve;
 pub mod simcmd;
 pub mod sources;

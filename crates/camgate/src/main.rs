@@ -1,4 +1,4 @@
-//! The camgate command line: `serve`, `demo`, `dump`, `dissect`, `sim`.
+//! The camgate command line: `serve`, `demo`, `dump`, `dissect`, `tunnel`, `sim`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,9 +35,20 @@ enum Command {
     Dump(camgate::dump::DumpArgs),
     /// Decode captured protocol bytes into one JSON object per message or packet.
     Dissect(camgate::dissect::DissectArgs),
+    /// Tunnel TCP connections to a device port through a vendor P2P service.
+    #[command(subcommand)]
+    Tunnel(TunnelKind),
     /// Run a simulated device on loopback and print how to reach it as one JSON line.
     #[command(subcommand)]
     Sim(camgate::simcmd::SimKind),
+}
+
+/// Which P2P service to tunnel through.
+#[derive(Subcommand, Debug)]
+enum TunnelKind {
+    /// A Dahua device by serial number, through Easy4IPCloud and PTCP; every connection to
+    /// the listen address is its own realm to the device's port.
+    Dahua(camgate::p2p::TunnelArgs),
 }
 
 fn init_logging(filter: Option<&str>) {
@@ -100,6 +111,7 @@ fn main() -> ExitCode {
                 camgate::dissect::run(&args, &mut out).map_err(|e| e.to_string())
             }
             Command::Sim(kind) => camgate::simcmd::run(kind).await,
+            Command::Tunnel(TunnelKind::Dahua(args)) => camgate::p2p::run_tunnel(args).await,
         }
     });
     match result {

@@ -16,7 +16,7 @@ pub fn make_source(cam: &CameraEntry) -> Result<Arc<dyn Source>, String> {
         .map(|(s, _)| s.to_ascii_lowercase())
         .ok_or_else(|| {
             format!(
-                "source {:?} is not a URL (expected rtsp://... or test://...)",
+                "source {:?} is not a URL (expected rtsp://..., dahua-p2p://... or test://...)",
                 cam.source
             )
         })?;
@@ -36,8 +36,15 @@ pub fn make_source(cam: &CameraEntry) -> Result<Arc<dyn Source>, String> {
             let cfg = sim::camera::TestSourceConfig::from_url(&cam.source)?;
             Ok(Arc::new(sim::camera::TestSource::new(cfg)))
         }
+        "dahua-p2p" => {
+            let opts: crate::p2p::P2pOptions =
+                toml::Value::Table(cam.options.clone())
+                    .try_into()
+                    .map_err(|e: toml::de::Error| e.message().trim().to_string())?;
+            Ok(Arc::new(crate::p2p::P2pSource::new(&cam.source, opts)?))
+        }
         other => Err(format!(
-            "unsupported source scheme {other:?} in {:?} (supported: rtsp, test)",
+            "unsupported source scheme {other:?} in {:?} (supported: rtsp, dahua-p2p, test)",
             cam.source
         )),
     }

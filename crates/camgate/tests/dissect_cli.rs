@@ -740,3 +740,68 @@ fn sdp_that_trips_the_sdp_parser_is_an_error_not_a_panic() {
     let err = lines(&hex_args(DissectKind::Sdp, "763d300ae40a763d300ae40ae9e9")).unwrap_err();
     assert!(err.to_string().contains("malformed SDP"), "{err}");
 }
+
+#[test]
+fn ptcp_decodes_the_captured_data_frame() {
+    let v = lines(&hex_args(
+        DissectKind::Ptcp,
+        "50544350 00000018 00000014 0000ffeb 0000001c 0533fe32 10000020 36ef034a 00000000 \
+         a0010000 00000000 c4a3af48 9956b6b4 54abaeb6 0121d671 05020001 0000a1aa",
+    ))
+    .unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["sent"], 24);
+    assert_eq!(v[0]["recv"], 20);
+    assert_eq!(v[0]["pid"], "0x0000ffeb");
+    assert_eq!(v[0]["lmid"], 28);
+    assert_eq!(v[0]["rmid"], 0x0533fe32);
+    assert_eq!(v[0]["body"]["kind"], "data");
+    assert_eq!(v[0]["body"]["realm"], "0x36ef034a");
+    assert_eq!(v[0]["body"]["length"], 32);
+}
+
+#[test]
+fn ptcp_bind_shows_its_target() {
+    let v = lines(&hex_args(
+        DissectKind::Ptcp,
+        "50544350 00000000 00000000 0000ffff 00000000 00000000 11000000 12345678 00000000 0000022a 7f000001",
+    ))
+    .unwrap();
+    assert_eq!(v[0]["body"]["kind"], "bind");
+    assert_eq!(v[0]["body"]["target"], "127.0.0.1:554");
+}
+
+#[test]
+fn stun_decodes_the_inverted_binding_request_capture() {
+    let v = lines(&hex_args(
+        DissectKind::Stun,
+        "fffeffe7 deed5bbd b303ef13 412b12ae f9bab266 7fd5fff7 2b619857 d42b81e1 fffbfff7 fffea813 2102d265",
+    ))
+    .unwrap();
+    assert_eq!(v[0]["message"], "binding-request");
+    assert_eq!(v[0]["cookie"], "2112a442");
+    assert_eq!(v[0]["transaction_id"], "4cfc10ecbed4ed5106454d99");
+    assert_eq!(v[0]["aid"], "d4 9e 67 a8 2b d4 7e 1e");
+    assert_eq!(v[0]["address"], "222.253.45.154:22508");
+}
+
+#[test]
+fn dh_http_decodes_a_cloud_answer_and_its_xml_body() {
+    let msg = "HTTP/1.1 200 OK\r\nDate: 2023-12-18T19:19:43Z\r\nCSeq: 2\r\nContent-Type: \r\n\
+               Content-Length: 65\r\n\r\n<body><DS>45.43.62.214:8802</DS><US>45.43.62.214:8803</US></body>";
+    let v = lines(&hex_args(DissectKind::DhHttp, &hex_of(msg.as_bytes()))).unwrap();
+    assert_eq!(v[0]["type"], "dh-http-response");
+    assert_eq!(v[0]["code"], 200);
+    assert_eq!(v[0]["headers"]["CSeq"], "2");
+    assert_eq!(v[0]["body"]["US"], "45.43.62.214:8803");
+}
+
+#[test]
+fn dh_http_request_with_a_truncated_body_is_an_error_with_the_offset() {
+    let msg =
+        "DHPOST /device/SN1/p2p-channel HTTP/1.1\r\nCSeq: 5\r\nContent-Length: 500\r\n\r\n<body/>";
+    match lines(&hex_args(DissectKind::DhHttp, &hex_of(msg.as_bytes()))) {
+        Err(DissectError::Malformed { what, .. }) => assert_eq!(what, "DH-HTTP"),
+        other => panic!("expected a malformed-input error, got {other:?}"),
+    }
+}

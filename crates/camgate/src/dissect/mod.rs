@@ -5,13 +5,15 @@
 //!
 //! Kinds: `rtsp` (an RTSP byte stream with interleaved `$` frames), `rtp` (one RTP or compound
 //! RTCP packet per datagram), `sdp` (a session description; from a capture, the SDP bodies of
-//! RTSP messages).
+//! RTSP messages), and Dahua P2P's `dh-http` (DH-HTTP over UDP), `stun` (its inverted STUN)
+//! and `ptcp` (PTCP frames), one datagram each.
 //!
 //! With `--hex`, bad input is an error ([`DissectError`]) naming the offset and showing the
 //! offending bytes. With `--pcap`, a packet that does not decode becomes an
 //! `{"type":"error",...}` line and the capture goes on; without `--port`, traffic that does
 //! not look like the chosen protocol (DNS, HTTP...) is skipped silently.
 
+mod dahua;
 mod json;
 mod pcap;
 mod rtp;
@@ -33,6 +35,50 @@ pub enum DissectKind {
     Rtp,
     /// An SDP session description.
     Sdp,
+    /// Dahua P2P DH-HTTP requests and responses (UDP, one message per datagram).
+    DhHttp,
+    /// Dahua P2P inverted STUN (UDP).
+    Stun,
+    /// Dahua P2P PTCP frames (UDP).
+    Ptcp,
+}
+
+impl DissectKind {
+    /// Whether the kind is one message per UDP datagram.
+    pub(crate) fn is_datagram(self) -> bool {
+        !matches!(self, DissectKind::Rtsp | DissectKind::Sdp)
+    }
+
+    /// Decodes one datagram of a datagram kind.
+    pub(crate) fn datagram(self, data: &[u8]) -> Result<Obj, Fault> {
+        match self {
+            DissectKind::Rtp => rtp::dissect_packet(data),
+            DissectKind::DhHttp => dahua::dissect_dh_http(data),
+            DissectKind::Stun => dahua::dissect_stun(data),
+            DissectKind::Ptcp => dahua::dissect_ptcp(data),
+            DissectKind::Rtsp | DissectKind::Sdp => Err(Fault::new(0, "not a datagram kind")),
+        }
+    }
+
+    /// The protocol's name in errors.
+    pub(crate) fn what(self) -> &'static str {
+        match self {
+            DissectKind::Rtsp => "RTSP",
+            DissectKind::Rtp => "RTP",
+            DissectKind::Sdp => "SDP",
+            DissectKind::DhHttp => "DH-HTTP",
+            DissectKind::Stun => "STUN",
+            DissectKind::Ptcp => "PTCP",
+        }
+    }
+
+    /// Whether a datagram could be of this kind (captures skip the rest without `--port`).
+    pub(crate) fn looks_like(self, data: &[u8]) -> bool {
+        match self {
+            DissectKind::Rtp => true,
+            k => dahua::looks_like(k, data),
+        }
+    }
 }
 
 /// `camgate dissect KIND (--hex HEX | --pcap FILE) [--port N]`.
@@ -129,10 +175,14 @@ fn run_inner(args: &DissectArgs, out: &mut dyn Write) -> Result<(), DissectError
             let mut emit = |o: Obj| write_line(out, &o);
             match args.kind {
                 DissectKind::Rtsp => rtsp::dissect_all(&bytes, &mut emit),
-                DissectKind::Rtp => emit(
-                    rtp::dissect_packet(&bytes)
-                        .map_err(|m| DissectError::malformed("RTP", &bytes, m.offset, m.message))?,
-                ),
+                k @ (DissectKind::Rtp
+                | DissectKind::DhHttp
+                | DissectKind::Stun
+                | DissectKind::Ptcp) => {
+                    emit(k.datagram(&bytes).map_err(|m| {
+                        DissectError::malformed(k.what(), &bytes, m.offset, m.message)
+                    })?)
+                }
                 DissectKind::Sdp => emit(
                     sdp::dissect(&bytes)
                         .map_err(|m| DissectError::malformed("SDP", &bytes, m.offset, m.message))?,

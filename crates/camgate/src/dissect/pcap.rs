@@ -17,7 +17,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 
 use super::rtsp::{Cut, RtspCutter, looks_like_start};
-use super::{DissectError, DissectKind, Obj, hex_excerpt, rtp};
+use super::{DissectError, DissectKind, Obj, hex_excerpt};
 
 /// One captured frame.
 struct Captured<'a> {
@@ -295,15 +295,15 @@ pub(crate) fn dissect_file(
         }
         let ctx = ctx(Some((seg.src, seg.dst)));
         match (kind, seg.tcp) {
-            (DissectKind::Rtp, None) => {
-                if seg.payload.is_empty() {
+            (k, None) if k.is_datagram() => {
+                if seg.payload.is_empty() || (port.is_none() && !k.looks_like(seg.payload)) {
                     return Ok(());
                 }
-                match rtp::dissect_packet(seg.payload) {
+                match k.datagram(seg.payload) {
                     Ok(o) => emit(o.prefixed(&ctx))?,
-                    Err(f) if port.is_some() => emit(error_obj(
+                    Err(f) if port.is_some() || k != DissectKind::Rtp => emit(error_obj(
                         &ctx,
-                        &format!("RTP/RTCP: {}", f.message),
+                        &format!("{}: {}", k.what(), f.message),
                         seg.payload,
                     ))?,
                     Err(_) => {} // not RTP: DNS, mDNS, discovery...
