@@ -2,5 +2,6 @@
 //! and the tests: they behave like the real devices and reject what the real devices reject.
 
 pub mod camera;
+pub mod dahua_p2p;
 pub mod rtsp_camera;
 pub mod testsrc;

@@ -17,7 +17,8 @@ pub enum Role {
         /// accepts any sign and allows realms without authentication.
         required_sign: Option<Bytes>,
     },
-    /// A relay agent: answers SYN with SYN and `0x17` with `0x18` + this sign.
+    /// A relay agent: answers SYN with SYN and `0x17` with `0x18` + this sign; in relay mode
+    /// it also takes BINDs ([`Event::BindRequest`](super::Event::BindRequest)) to forward.
     Agent {
         /// The sign handed to clients.
         sign: Bytes,

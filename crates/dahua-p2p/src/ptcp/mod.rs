@@ -35,6 +35,9 @@
 //!   answer yet fills it with 0).
 //! * A device treats a valid `0x19` sign as authentication for BINDs; `0x1B` completes the
 //!   dialogue and is acknowledged with an empty frame. A wrong sign gets no `0x1A`.
+//! * A relay agent accepts BINDs without any sign (relay mode: the client opens realms on
+//!   its agent session) and leaves forwarding them to the application; a client refuses
+//!   BINDs.
 //! * Closing a realm sends its buffered data first, then DISC; the realm is gone when the
 //!   peer answers DISC or acknowledges ours. A peer's DISC on an open realm is answered
 //!   with DISC; DISC for an unknown realm is ignored (no DISC ping-pong).

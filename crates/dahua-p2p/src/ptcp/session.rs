@@ -53,8 +53,8 @@ pub enum Event {
     /// Authentication failed: a client got no `0x1A` in time or a non-`0x1A` answer; a
     /// device got a wrong sign.
     AuthFailed,
-    /// (Device) the peer wants realm `realm` connected to `ip:port`; answer with
-    /// [`Session::accept_realm`] or [`Session::refuse_realm`].
+    /// (Device, or an agent in relay mode) the peer wants realm `realm` connected to
+    /// `ip:port`; answer with [`Session::accept_realm`] or [`Session::refuse_realm`].
     BindRequest {
         /// Realm id chosen by the client.
         realm: u32,
@@ -887,8 +887,14 @@ impl Session {
             }
             None => {}
         }
-        let allowed =
-            matches!(self.cfg.role, Role::Device { .. }) && self.sign_ok && self.realms.has_room();
+        // A device needs the sign first; a relay agent terminating PTCP in relay mode (the
+        // client BINDs on its agent session, §2.7) takes BINDs as they come.
+        let role_allows = match self.cfg.role {
+            Role::Device { .. } => self.sign_ok,
+            Role::Agent { .. } => true,
+            Role::Client => false,
+        };
+        let allowed = role_allows && self.realms.has_room();
         if allowed && self.realms.insert(realm, RealmState::Pending).is_ok() {
             self.push_event(Event::BindRequest { realm, port, ip });
         } else {
