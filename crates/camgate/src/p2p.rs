@@ -36,6 +36,9 @@ pub struct P2pOptions {
     pub rtsp_port: Option<u16>,
     /// Seconds the punch may take before the relay is used.
     pub punch_timeout_s: Option<f64>,
+    /// Seconds without a PTCP frame from the device before the session counts as dead and
+    /// is set up again (default 30).
+    pub p2p_idle_timeout_s: Option<f64>,
 }
 
 /// The connection settings shared by the source and the tunnel command.
@@ -58,6 +61,8 @@ pub struct P2pTarget {
     pub rand_salt: Option<String>,
     /// Punch timeout.
     pub punch_timeout_s: Option<f64>,
+    /// PTCP idle timeout.
+    pub idle_timeout_s: Option<f64>,
 }
 
 impl P2pTarget {
@@ -96,6 +101,12 @@ impl P2pTarget {
                 return Err(format!("punch_timeout_s {s} is out of range (0.1 to 120)"));
             }
             cfg.punch_timeout = Duration::from_secs_f64(s);
+        }
+        if let Some(s) = self.idle_timeout_s {
+            if !(1.0..=600.0).contains(&s) {
+                return Err(format!("p2p_idle_timeout_s {s} is out of range (1 to 600)"));
+            }
+            cfg.ptcp.idle_timeout = Duration::from_secs_f64(s);
         }
         Ok(cfg)
     }
@@ -173,6 +184,7 @@ impl P2pSource {
             password,
             rand_salt: opts.rand_salt.clone(),
             punch_timeout_s: opts.punch_timeout_s,
+            idle_timeout_s: opts.p2p_idle_timeout_s,
         };
         let cfg = target.client_config()?;
         Ok(P2pSource(Arc::new(Inner {
@@ -300,6 +312,7 @@ pub async fn run_tunnel(a: TunnelArgs) -> Result<(), String> {
         password: a.password.clone(),
         rand_salt: None,
         punch_timeout_s: None,
+        idle_timeout_s: None,
     };
     let connector = Connector::new(target.client_config()?);
     if a.eager {

@@ -14,6 +14,80 @@ pub enum SimKind {
     Rtsp(RtspSimArgs),
     /// An RTSP camera streaming Motion JPEG (RFC 2435), no audio.
     Jpeg(RtspSimArgs),
+    /// A Dahua P2P cloud (main server, P2P server, relay, agent) and a device with an RTSP
+    /// camera behind realm port 554; the JSON line names `cloud`, `serial`, `username`,
+    /// `password`.
+    #[command(name = "dahua-p2p")]
+    DahuaP2p(DahuaP2pSimArgs),
+}
+
+/// Options of the simulated Dahua P2P cloud and device.
+#[derive(clap::Args, Debug)]
+pub struct DahuaP2pSimArgs {
+    /// The main server's UDP port on 127.0.0.1 (0 = any).
+    #[arg(long, default_value_t = 0)]
+    pub cloud_port: u16,
+    /// Device serial number.
+    #[arg(long, default_value = "SIM0DAHUA000001")]
+    pub serial: String,
+    /// Device user name.
+    #[arg(long, default_value = "admin")]
+    pub username: String,
+    /// Device password.
+    #[arg(long, default_value = "camgate-sim")]
+    pub password: String,
+    /// Device authentication type the device requires (0 or 1).
+    #[arg(long, default_value_t = 1)]
+    pub device_type: u8,
+    /// Application profile the cloud accepts: smartpss, dmss, legacy, amcrest.
+    #[arg(long, default_value = "smartpss")]
+    pub profile: String,
+    /// The device ignores the punch (clients must use the relay).
+    #[arg(long)]
+    pub punch_fails: bool,
+    /// The relay dispatcher refuses agents.
+    #[arg(long)]
+    pub relay_refused: bool,
+    /// The device is offline.
+    #[arg(long)]
+    pub offline: bool,
+    /// Fraction of PTCP datagrams the device and agent lose (each way).
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Exit after N seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
+async fn run_dahua_p2p(a: &DahuaP2pSimArgs) -> Result<(), String> {
+    use sim::dahua_p2p::{DahuaP2pSim, DahuaP2pSimOptions, DeviceOptions};
+    if !(0.0..=0.9).contains(&a.loss) {
+        return Err(format!("--loss {} is out of range (0 to 0.9)", a.loss));
+    }
+    let profile = dahua_p2p::dhhttp::Profile::by_name(&a.profile)
+        .ok_or_else(|| format!("unknown profile {:?}", a.profile))?;
+    let mut dev = DeviceOptions::new(&a.serial);
+    dev.username = a.username.clone();
+    dev.password = a.password.clone();
+    dev.device_type = a.device_type;
+    dev.punch_fails = a.punch_fails;
+    dev.online = !a.offline;
+    let sim = DahuaP2pSim::start(DahuaP2pSimOptions {
+        devices: vec![dev],
+        profile,
+        cloud_port: a.cloud_port,
+        relay_refused: a.relay_refused,
+        ptcp_loss: a.loss,
+        ..DahuaP2pSimOptions::default()
+    })
+    .await
+    .map_err(|e| format!("cannot start the Dahua P2P simulator: {e}"))?;
+    println!(
+        "{}",
+        serde_json::to_string(&sim.info()).expect("info serializes")
+    );
+    wait(secs(a.duration, "duration")?).await;
+    Ok(())
 }
 
 /// Options of a simulated RTSP camera.
@@ -90,6 +164,7 @@ pub async fn run(kind: SimKind) -> Result<(), String> {
     let (args, jpeg) = match &kind {
         SimKind::Rtsp(a) => (a, false),
         SimKind::Jpeg(a) => (a, true),
+        SimKind::DahuaP2p(a) => return run_dahua_p2p(a).await,
     };
     let credentials = match (&args.username, &args.password) {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
