@@ -147,11 +147,22 @@ async fn tunnel_run(bytes: usize, loss: f64, mode: Mode) -> serde_json::Value {
     let secs = t1.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - c0;
     let stats = session.stats();
+    let device = sim
+        .observed()
+        .ptcp
+        .iter()
+        .max_by_key(|r| r.stats.data_bytes_sent)
+        .map(|r| r.stats.clone());
     json!({
         "kind": "tunnel", "mode": mode.to_string(), "loss": loss, "bytes": got,
         "complete": got == bytes, "secs": secs, "mbit_s": got as f64 * 8.0 / secs / 1e6,
         "cpu_s": cpu, "cpu_s_per_gb": cpu / (got as f64 / 1e9), "setup_ms": setup_ms,
-        "retransmits": stats.as_ref().map(|s| s.retransmits),
+        "client_dropped": stats.as_ref().map(|s| s.dropped),
+        "client_out_of_order": stats.as_ref().map(|s| s.out_of_order),
+        "device_retransmits": device.as_ref().map(|s| s.retransmits),
+        "device_fast_retransmits": device.as_ref().map(|s| s.fast_retransmits),
+        "device_timeouts": device.as_ref().map(|s| s.timeouts),
+        "device_rto_ms": device.as_ref().map(|s| s.rto.as_secs_f64() * 1e3),
     })
 }
 

@@ -1007,7 +1007,10 @@ fn coalesced_acks_go_out_every_n_frames_or_after_the_delay() {
         frames: 4,
         delay: ms(30),
     };
-    let mut net = Net::new(client_cfg(), device);
+    // A client whose retransmission timer outlasts the device's ack delay.
+    let mut client = client_cfg();
+    client.rto_min = ms(200);
+    let mut net = Net::new(client, device);
     net.connect();
     net.open(1);
     let mark = net.log[D].len();

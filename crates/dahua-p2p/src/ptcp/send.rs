@@ -1,7 +1,7 @@
 //! The sending half of the reliable byte stream: frames in flight until the peer's
 //! cumulative `recv` covers them, the retransmission timer, fast retransmit after three
 //! duplicate acks, and NewReno-style recovery (each partial ack retransmits the next hole
-//! at once).
+//! at once; a retransmission that duplicate acks show lost a round trip later is sent again).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -57,6 +57,10 @@ pub(crate) struct AckOutcome {
     /// Whether it acknowledged bytes we never sent.
     pub bogus: bool,
 }
+
+/// The least time a retransmitted frame is given before duplicate acks may declare it lost
+/// again.
+const LOST_RETRANSMIT_MIN_WAIT: Duration = Duration::from_millis(2);
 
 /// What a retransmission timeout did.
 #[derive(Debug, PartialEq, Eq)]
@@ -213,6 +217,11 @@ impl Sender {
                     self.recover = Some(self.nxt);
                     self.queue_front();
                     out.fast_retransmit = true;
+                } else if self.recover.is_some() && self.lost_retransmission(now) {
+                    // The peer keeps receiving (duplicate acks) but the hole was not filled
+                    // a round trip after its retransmission: that copy was lost too.
+                    self.queue_front();
+                    out.fast_retransmit = true;
                 }
             }
             return out;
@@ -255,6 +264,16 @@ impl Sender {
             self.deadline = None;
         }
         out
+    }
+
+    /// Whether the oldest frame was retransmitted more than a round trip (and a reordering
+    /// allowance) ago without being acknowledged, while duplicate acks show the path works.
+    fn lost_retransmission(&self, now: Instant) -> bool {
+        let (Some(f), Some(srtt)) = (self.in_flight.front(), self.rto.srtt()) else {
+            return false;
+        };
+        let wait = (srtt + srtt / 4).max(LOST_RETRANSMIT_MIN_WAIT);
+        f.retransmitted && !f.queued && now.saturating_duration_since(f.last_sent) > wait
     }
 
     /// When the retransmission timer expires.
