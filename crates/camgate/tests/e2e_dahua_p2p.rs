@@ -304,3 +304,71 @@ async fn the_tunnel_command_names_a_wrong_password_and_an_unknown_serial() {
         "stderr names the unknown serial: {err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dmss_profile_speaks_its_dialect_end_to_end() {
+    let sim = sim_with(|o| o.profile = dahua_p2p::dhhttp::Profile::dmss()).await;
+    let mut entry = p2p_entry(&sim, "auto", None);
+    entry.options.insert("profile".into(), "dmss".into());
+    let running = camgate_with(entry).await;
+    let frames = ffmpeg_decode(&url(&running), "tcp", 100).await;
+    assert!(frames >= 100, "only {frames} frames decoded");
+    let obs = sim.observed();
+    assert!(
+        obs.requests.iter().all(|r| r.method.starts_with("NF")),
+        "NFGET/NFPOST only"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_punch_with_a_refused_relay_names_both() {
+    let sim = sim_with(|o| {
+        o.devices[0].punch_fails = true;
+        o.relay_refused = true;
+    })
+    .await;
+    let info = sim.info();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_camgate"))
+        .args([
+            "tunnel",
+            "dahua",
+            &info.serial,
+            "-u",
+            &info.username,
+            "-P",
+            &info.password,
+        ])
+        .args(["--listen", "127.0.0.1:0", "--cloud", &info.cloud, "--eager"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hole punch failed and the relay refused"),
+        "stderr names both failures: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_device_is_reported_as_offline() {
+    let sim = sim_with(|o| o.devices[0].online = false).await;
+    let info = sim.info();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_camgate"))
+        .args([
+            "tunnel",
+            "dahua",
+            &info.serial,
+            "-u",
+            &info.username,
+            "-P",
+            &info.password,
+        ])
+        .args(["--listen", "127.0.0.1:0", "--cloud", &info.cloud, "--eager"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is offline"), "stderr says offline: {err}");
+}
