@@ -547,3 +547,13 @@ async fn the_tone_survives_the_trip_through_camgate_for_g711_and_aac() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_with_a_query_is_served_with_its_tracks() {
+    // Clients append track control URLs after the query (`/demo?x=1/trackID=0`), as with
+    // Dahua's `cam/realmonitor?channel=1&subtype=0` URLs.
+    let s = start(&DEMO[..1], &[]).await;
+    let url = format!("{}?channel=1&subtype=0", s.url("demo"));
+    let frames = ffmpeg_decode(&url, "tcp", 50).await;
+    assert!(frames >= 50, "only {frames} frames decoded");
+}

@@ -122,6 +122,10 @@ fn stream_path(req: &Request<Vec<u8>>) -> Option<(String, Option<usize>)> {
     if let Some(n) = segs.last().and_then(|l| l.strip_prefix("trackID=")) {
         track = Some(n.parse().ok()?);
         segs.pop();
+    } else if let Some((_, n)) = url.query().and_then(|q| q.rsplit_once("/trackID=")) {
+        // A base URL with a query: clients append the control URL after the query
+        // (`/stream?x=1/trackID=0`).
+        track = Some(n.parse().ok()?);
     }
     if segs.is_empty() {
         return None;

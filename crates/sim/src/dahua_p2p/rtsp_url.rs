@@ -2,12 +2,11 @@
 //!
 //! Dahua cameras serve `rtsp://host/cam/realmonitor?channel=1&subtype=0`, and their SDP makes
 //! clients SETUP `…/cam/realmonitor?channel=1&subtype=0/trackID=0`: the track id ends up in the
-//! *query*. camgate's RTSP server takes the stream from the URL path and the track from the
-//! last path segment, so it would serve the DESCRIBE but 404 the SETUP of every track but a
-//! lone one. This adapter sits on the client→camera byte stream of realm port 554 and moves
-//! such a suffix back into the path (`…/cam/realmonitor/trackID=0?channel=1&subtype=0`), and
-//! sends channels and subtypes the device does not have to a path the server answers with
-//! 404. Only request lines change; interleaved `$` frames and bodies pass through untouched,
+//! *query*. camgate's RTSP server takes the stream from the URL path (it also finds a track
+//! id at the end of the query); the query's channel and subtype are the device's business, so
+//! this adapter sits on the client→camera byte stream of realm port 554, moves such a suffix
+//! back into the path (`…/cam/realmonitor/trackID=0?channel=1&subtype=0`), and sends channels
+//! and subtypes the device does not have to a path the server answers with 404. Only request lines change; interleaved `$` frames and bodies pass through untouched,
 //! and so does every reply (the `Content-Base` the client sees stays Dahua's).
 
 use tracing::debug;
