@@ -281,24 +281,34 @@ async fn the_tunnel_command_carries_rtsp_to_ffmpeg_and_http_to_a_web_client() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_tunnel_command_names_a_wrong_password_and_an_unknown_serial() {
-    let sim = sim_with(|_| {}).await;
-    let (child, _) = tunnel_cli(&sim, "wrong", 554, &["--eager"]).await;
-    let out = child.wait_with_output().await.unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("password"), "stderr names the password: {err}");
-
+/// Runs `camgate tunnel dahua SERIAL --eager`, expects it to fail, returns its stderr.
+async fn eager_tunnel_error(sim: &DahuaP2pSim, serial: &str, password: &str) -> String {
     let info = sim.info();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_camgate"))
-        .args(["tunnel", "dahua", "NOSUCHSERIAL1", "-u", "admin", "-P", "x"])
+        .args([
+            "tunnel",
+            "dahua",
+            serial,
+            "-u",
+            &info.username,
+            "-P",
+            password,
+        ])
         .args(["--listen", "127.0.0.1:0", "--cloud", &info.cloud, "--eager"])
         .output()
         .await
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the tunnel must fail for {serial}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tunnel_command_names_a_wrong_password_and_an_unknown_serial() {
+    let sim = sim_with(|_| {}).await;
+    let info = sim.info();
+    let err = eager_tunnel_error(&sim, &info.serial, "wrong").await;
+    assert!(err.contains("password"), "stderr names the password: {err}");
+    let err = eager_tunnel_error(&sim, "NOSUCHSERIAL1", "x").await;
     assert!(
         err.contains("does not know serial NOSUCHSERIAL1"),
         "stderr names the unknown serial: {err}"
@@ -328,22 +338,7 @@ async fn a_failed_punch_with_a_refused_relay_names_both() {
     })
     .await;
     let info = sim.info();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_camgate"))
-        .args([
-            "tunnel",
-            "dahua",
-            &info.serial,
-            "-u",
-            &info.username,
-            "-P",
-            &info.password,
-        ])
-        .args(["--listen", "127.0.0.1:0", "--cloud", &info.cloud, "--eager"])
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = eager_tunnel_error(&sim, &info.serial, &info.password).await;
     assert!(
         err.contains("hole punch failed and the relay refused"),
         "stderr names both failures: {err}"
@@ -354,21 +349,6 @@ async fn a_failed_punch_with_a_refused_relay_names_both() {
 async fn an_offline_device_is_reported_as_offline() {
     let sim = sim_with(|o| o.devices[0].online = false).await;
     let info = sim.info();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_camgate"))
-        .args([
-            "tunnel",
-            "dahua",
-            &info.serial,
-            "-u",
-            &info.username,
-            "-P",
-            &info.password,
-        ])
-        .args(["--listen", "127.0.0.1:0", "--cloud", &info.cloud, "--eager"])
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = eager_tunnel_error(&sim, &info.serial, &info.password).await;
     assert!(err.contains("is offline"), "stderr says offline: {err}");
 }
