@@ -13,6 +13,9 @@ use tracing::{debug, trace};
 use crate::demux::{Kind, classify};
 use crate::dhhttp::{Disposition, Request, Response, StartOptions, Transactor, TxEvent};
 
+/// Receive buffer asked for on each socket (the kernel may cap it at `rmem_max`).
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Non-HTTP datagrams kept for later at most.
 const STASH_MAX: usize = 256;
 
@@ -55,6 +58,9 @@ impl CloudSocket {
         tx: Transactor,
     ) -> std::io::Result<Self> {
         let sock = UdpSocket::bind(local).await?;
+        // A video stream arrives in bursts of 1316-byte datagrams; the default buffer
+        // (about 200 KiB) overflows at a few hundred Mbit/s and turns into retransmissions.
+        let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(SOCKET_BUFFER);
         Ok(CloudSocket {
             sock: Arc::new(sock),
             tx,
