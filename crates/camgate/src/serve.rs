@@ -100,10 +100,18 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
 /// The camera option an error message is about (named in backticks, or whose value it quotes);
 /// `source` when none is.
 pub fn offending_key<'a>(cam: &'a crate::config::CameraEntry, message: &str) -> &'a str {
-    let named = cam
-        .options
-        .keys()
-        .find(|k| message.contains(&format!("`{k}`")));
+    // "unknown field `x`, expected one of `a`, `b`": the first name is the culprit.
+    let first_named = message
+        .split_once('`')
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name);
+    let named = first_named
+        .and_then(|n| cam.options.keys().find(|k| k.as_str() == n))
+        .or_else(|| {
+            cam.options
+                .keys()
+                .find(|k| message.contains(&format!("`{k}`")))
+        });
     let quoted = || {
         cam.options.iter().find_map(|(k, v)| {
             let shown = match v {

@@ -198,6 +198,17 @@ fn a_bad_configuration_names_line_and_key_and_starts_nothing() {
             ":4:",
             "carrier-pigeon",
         ),
+        (
+            "[[camera]]\nname = \"a\"\nsource = \"dahua-p2p://SN1\"\ncloud = \"127.0.0.1:9\"\n\
+             username = \"u\"\npassword = \"p\"\nmoed = \"relay\"\n",
+            ":7:",
+            "moed",
+        ),
+        (
+            "[[camera]]\nname = \"a\"\nsource = \"dahua-p2p://u:p@SN1\"\nmode = \"sideways\"\n",
+            ":4:",
+            "sideways",
+        ),
     ];
     for (i, (text, line, key)) in cases.iter().enumerate() {
         let path = dir.join(format!("bad{i}.toml"));
