@@ -295,7 +295,8 @@ async fn a_mid_stream_resolution_change_updates_the_track() {
         other => panic!("{other:?}"),
     };
     assert_eq!(size(&s.track_infos()[0]), (320, 240));
-    let changed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+    // Generous: the switch comes 1 s in, but a loaded CI machine runs GStreamer slowly.
+    let changed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
             let f = s.frame().await.unwrap();
             if size(&s.track_infos()[0]) == (160, 120) {
@@ -304,7 +305,7 @@ async fn a_mid_stream_resolution_change_updates_the_track() {
         }
     })
     .await
-    .expect("the new parameters within 10 s");
+    .expect("the new parameters within 30 s");
     assert!(changed.keyframe, "parameters change on a keyframe");
     let mut it = AvcIter::new(&changed.data);
     let sps = it
