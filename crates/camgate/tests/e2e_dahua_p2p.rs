@@ -352,3 +352,40 @@ async fn an_offline_device_is_reported_as_offline() {
     let err = eager_tunnel_error(&sim, &info.serial, &info.password).await;
     assert!(err.contains("is offline"), "stderr says offline: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_clock_two_hours_off_is_corrected_from_the_clouds_date() {
+    let sim = sim_with(|_| {}).await;
+    let info = sim.info();
+    let mut cfg =
+        dahua_p2p::client::ClientConfig::new(&info.serial, &info.username, &info.password);
+    cfg.cloud = Some(info.cloud.clone());
+    cfg.clock_offset = -7200;
+    let session = dahua_p2p::client::connect(&cfg)
+        .await
+        .expect("the session comes up");
+    assert!(!session.is_closed());
+    let obs = sim.observed();
+    let probes = obs.requests_to("/probe/p2psrv");
+    assert_eq!(
+        probes, 2,
+        "one refused for the clock, one accepted after the resync"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_that_drops_first_datagrams_is_answered_after_retransmission() {
+    let sim = sim_with(|o| {
+        o.drop_first_datagram = true;
+        o.duplicate_responses = true;
+    })
+    .await;
+    let running = camgate_with(p2p_entry(&sim, "direct", None)).await;
+    let frames = ffmpeg_decode(&url(&running), "tcp", 100).await;
+    assert!(frames >= 100, "only {frames} frames decoded");
+    let dropped = sim.observed().requests.iter().filter(|r| r.dropped).count();
+    assert!(
+        dropped >= 5,
+        "the cloud ignored the first copy of each request ({dropped})"
+    );
+}

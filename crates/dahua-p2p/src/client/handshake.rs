@@ -158,7 +158,7 @@ pub async fn connect(cfg: &ClientConfig) -> Result<SessionHandle, P2pError> {
         })?;
     let cloud = Cloud {
         profile: cfg.profile.clone(),
-        offset: AtomicI64::new(0),
+        offset: AtomicI64::new(cfg.clock_offset),
     };
     let counter = CSeqCounter::new();
     let tx = || {

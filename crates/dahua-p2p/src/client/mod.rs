@@ -114,6 +114,9 @@ pub struct ClientConfig {
     pub ptcp_timeout: Duration,
     /// PTCP settings for the data path.
     pub ptcp: crate::ptcp::Config,
+    /// Seconds added to the local clock when signing requests, until the cloud's `Date`
+    /// corrects it (the first answer does).
+    pub clock_offset: i64,
 }
 
 impl ClientConfig {
@@ -132,6 +135,7 @@ impl ClientConfig {
             punch_timeout: Duration::from_secs(5),
             ptcp_timeout: Duration::from_secs(10),
             ptcp: crate::ptcp::Config::client(),
+            clock_offset: 0,
         }
     }
 
