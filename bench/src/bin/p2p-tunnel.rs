@@ -163,6 +163,7 @@ async fn tunnel_run(bytes: usize, loss: f64, mode: Mode) -> serde_json::Value {
         "device_fast_retransmits": device.as_ref().map(|s| s.fast_retransmits),
         "device_timeouts": device.as_ref().map(|s| s.timeouts),
         "device_rto_ms": device.as_ref().map(|s| s.rto.as_secs_f64() * 1e3),
+        "agent_relay_overflows": sim.observed().counters.relay_overflows,
     })
 }
 

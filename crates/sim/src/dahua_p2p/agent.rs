@@ -34,6 +34,8 @@ use super::state::{PtcpOwner, PtcpRecord, Shared, segments};
 
 /// Bytes the agent buffers per relayed realm and direction before it gives up on the realm.
 const RELAY_BUFFER_LIMIT: usize = 2 * 1024 * 1024;
+/// Client backlog above which the agent stops reading its device legs (flow control).
+const RELAY_HIGH_WATER: usize = 512 * 1024;
 
 /// How long a leg to a device lingers without realms.
 const LEG_LINGER: Duration = Duration::from_secs(30);
@@ -95,6 +97,8 @@ pub(crate) struct AgentTask {
     to_leg: HashMap<(SocketAddr, u32), VecDeque<Bytes>>,
     /// Bytes waiting for room in a client realm: (client, client realm).
     to_client: HashMap<(SocketAddr, u32), VecDeque<Bytes>>,
+    /// Client realms whose device side closed: DISC once their queue is sent.
+    close_after_flush: std::collections::HashSet<(SocketAddr, u32)>,
     rx_imp: Impairment,
     tx_imp: Impairment,
     dropped_reported: u64,
@@ -128,6 +132,7 @@ impl AgentTask {
             legs: HashMap::new(),
             to_leg: HashMap::new(),
             to_client: HashMap::new(),
+            close_after_flush: Default::default(),
             rx_imp: Impairment::new(seed ^ 0xa6e7_0002, loss, dup, reorder),
             tx_imp: Impairment::new(seed ^ 0xa6e7_0003, loss, dup, reorder),
             dropped_reported: 0,
@@ -345,6 +350,14 @@ impl AgentTask {
             .collect()
     }
 
+    /// Bytes received from devices and not yet taken by the clients' sessions.
+    fn client_backlog(&self) -> usize {
+        self.to_client
+            .values()
+            .map(|q| q.iter().map(Bytes::len).sum::<usize>())
+            .sum()
+    }
+
     fn pump_all(&mut self) {
         let now = Instant::now();
         // Forwarding can wake the other side (or open a leg), so go round until nothing moves.
@@ -352,7 +365,15 @@ impl AgentTask {
         loop {
             let mut moved = false;
             for side in self.sides() {
-                while let Some(s) = self.session_mut(side) {
+                loop {
+                    // Flow control: while clients have a backlog, leave the device legs'
+                    // data unread; their sessions stop acknowledging and the device holds
+                    // back, as a real relay must.
+                    let hold =
+                        matches!(side, Side::Leg(_)) && self.client_backlog() > RELAY_HIGH_WATER;
+                    let Some(s) = self.session_mut(side) else {
+                        break;
+                    };
                     let mut progressed = false;
                     let addr = match side {
                         Side::Client(a) | Side::Leg(a) => a,
@@ -363,7 +384,7 @@ impl AgentTask {
                         progressed = true;
                     }
                     let mut events = Vec::new();
-                    while let Some(e) = s.poll_event() {
+                    while !hold && let Some(e) = s.poll_event() {
                         events.push(e);
                     }
                     self.outbox.extend(out);
@@ -575,12 +596,16 @@ impl AgentTask {
                     leg.realms.remove(&l);
                 }
                 self.to_leg.remove(&(dev, l));
-                // What is queued toward the client goes into its session before the DISC
-                // (whatever still does not fit is dropped with the realm).
-                self.flush_to_client(client, r);
-                self.to_client.remove(&(client, r));
+                // What is queued toward the client goes into its session before the DISC;
+                // what does not fit yet is sent as the client's session takes it, and the
+                // DISC after it.
                 if let Some(c) = self.clients.get_mut(&client) {
                     c.realms.remove(&r);
+                }
+                self.flush_to_client(client, r);
+                if self.to_client.contains_key(&(client, r)) {
+                    self.close_after_flush.insert((client, r));
+                } else if let Some(c) = self.clients.get_mut(&client) {
                     // Pending: refuse (DISC); open: close after the buffered data.
                     c.session.close_realm(r);
                 }
@@ -629,6 +654,9 @@ impl AgentTask {
         let left = drain_into(q, &mut c.session, r);
         if left == 0 {
             self.to_client.remove(&(client, r));
+            if self.close_after_flush.remove(&(client, r)) {
+                c.session.close_realm(r);
+            }
         } else if left > RELAY_BUFFER_LIMIT {
             let leg = c.realms.get(&r).copied();
             self.overflow(Some((client, r)), leg);
