@@ -557,3 +557,176 @@ async fn a_url_with_a_query_is_served_with_its_tracks() {
     let frames = ffmpeg_decode(&url, "tcp", 50).await;
     assert!(frames >= 50, "only {frames} frames decoded");
 }
+
+/// What one raw TCP session saw: the SSRC of each track from SETUP, RTP-Info's first sequence
+/// number of each track from PLAY, and the RTP packets (channel, sequence number, SSRC) read.
+struct TcpSession {
+    ssrc: Vec<u32>,
+    info_seq: Vec<u16>,
+    packets: Vec<(u8, u16, u32)>,
+}
+
+/// Plays every track of `url` over TCP on channels `base + 2 × track` and reads for `secs`.
+async fn play_raw(c: &mut RawRtsp, url: &str, tracks: usize, base: u8, secs: u64) -> TcpSession {
+    use tokio::io::AsyncReadExt;
+    let mut session = String::new();
+    let mut ssrc = Vec::new();
+    for i in 0..tracks {
+        let ch = base + 2 * i as u8;
+        let t = format!(
+            "Transport: RTP/AVP/TCP;unicast;interleaved={}-{}",
+            ch,
+            ch + 1
+        );
+        let sh = format!("Session: {session}");
+        let mut h = vec![t.as_str()];
+        if !session.is_empty() {
+            h.push(sh.as_str());
+        }
+        let r = c.request("SETUP", &format!("{url}/trackID={i}"), &h).await;
+        assert_eq!(r.status, 200, "SETUP: {r:?}");
+        session = r
+            .header("Session")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let tr = r.header("Transport").unwrap();
+        let hex = tr.split("ssrc=").nth(1).expect("ssrc in Transport");
+        ssrc.push(u32::from_str_radix(hex.split(';').next().unwrap(), 16).unwrap());
+    }
+    let sh = format!("Session: {session}");
+    let r = c.request("PLAY", url, &[sh.as_str()]).await;
+    assert_eq!(r.status, 200, "PLAY: {r:?}");
+    let mut info_seq = vec![0u16; tracks];
+    for part in r.header("RTP-Info").expect("RTP-Info").split(',') {
+        let track: usize = part
+            .split("trackID=")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let seq = part
+            .split("seq=")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        info_seq[track] = seq.parse().unwrap();
+    }
+    let mut buf = c.take_buffered();
+    let mut packets = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut chunk = vec![0u8; 65536];
+    loop {
+        while buf.len() >= 4 && buf[0] == b'$' {
+            let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+            if buf.len() < 4 + len {
+                break;
+            }
+            if buf[1].is_multiple_of(2) && len >= 12 {
+                let seq = u16::from_be_bytes([buf[6], buf[7]]);
+                let ssrc = u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]);
+                packets.push((buf[1], seq, ssrc));
+            }
+            buf.drain(..4 + len);
+        }
+        assert!(buf.is_empty() || buf[0] == b'$', "interleaved framing lost");
+        if Instant::now() >= deadline {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(200), c.sock.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    TcpSession {
+        ssrc,
+        info_seq,
+        packets,
+    }
+}
+
+/// Checks that each track's packets carry the SSRC from SETUP, start at RTP-Info's sequence
+/// number and continue without a gap.
+fn check_numbering(s: &TcpSession, base: u8, who: &str) {
+    for (track, ssrc) in s.ssrc.iter().enumerate() {
+        let ch = base + 2 * track as u8;
+        let seqs: Vec<(u16, u32)> = s
+            .packets
+            .iter()
+            .filter(|p| p.0 == ch)
+            .map(|p| (p.1, p.2))
+            .collect();
+        assert!(
+            seqs.len() > 20,
+            "{who}: only {} packets on track {track}",
+            seqs.len()
+        );
+        assert_eq!(
+            seqs[0].0, s.info_seq[track],
+            "{who}: track {track} starts off RTP-Info"
+        );
+        for w in seqs.windows(2) {
+            assert_eq!(
+                w[1].0,
+                w[0].0.wrapping_add(1),
+                "{who}: gap on track {track}"
+            );
+        }
+        assert!(
+            seqs.iter().all(|p| p.1 == *ssrc),
+            "{who}: SSRC differs from SETUP's"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_readers_on_the_usual_channels_share_the_streams_packets() {
+    let s = start(&DEMO[..1], &[]).await;
+    let addr = s.running.rtsp.local_addr();
+    let url = s.url("demo");
+    let (mut a, mut b, mut odd) = (
+        RawRtsp::connect(addr).await,
+        RawRtsp::connect(addr).await,
+        RawRtsp::connect(addr).await,
+    );
+    let first = play_raw(&mut a, &url, 2, 0, 4);
+    // The second reader joins while the first plays (and starts from the GOP cache).
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        play_raw(&mut b, &url, 2, 0, 3).await
+    };
+    // Channels other than 2 × track: this session numbers its own packets.
+    let own = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        play_raw(&mut odd, &url, 2, 4, 3).await
+    };
+    let (first, second, own) = tokio::join!(first, second, own);
+    check_numbering(&first, 0, "first");
+    check_numbering(&second, 0, "second");
+    check_numbering(&own, 4, "odd channels");
+    assert_eq!(
+        first.ssrc, second.ssrc,
+        "usual channels share the stream's SSRCs"
+    );
+    assert_ne!(
+        own.ssrc[0], first.ssrc[0],
+        "odd channels get their own SSRC"
+    );
+    // Both shared readers saw some of the same packets (the stream's numbering).
+    let later: std::collections::HashSet<(u8, u16)> =
+        second.packets.iter().map(|p| (p.0, p.1)).collect();
+    let common = first
+        .packets
+        .iter()
+        .filter(|p| later.contains(&(p.0, p.1)))
+        .count();
+    assert!(common > 100, "only {common} packets in common");
+}

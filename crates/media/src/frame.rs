@@ -6,6 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::rtp::RtpChunk;
+use crate::rtp::interleaved::WireFrame;
 
 /// One access unit (a video picture, a JPEG image, or a block of audio) of one track.
 ///
@@ -29,6 +30,8 @@ pub struct Frame {
     pub received: Instant,
     /// RTP packetization of this frame, computed once and shared by every RTP reader.
     rtp: OnceLock<Arc<[RtpChunk]>>,
+    /// Stream-wide interleaved packets of this frame, when the stream makes them.
+    wire: OnceLock<WireFrame>,
 }
 
 impl Frame {
@@ -41,6 +44,7 @@ impl Frame {
             data,
             received: Instant::now(),
             rtp: OnceLock::new(),
+            wire: OnceLock::new(),
         }
     }
 
@@ -49,6 +53,7 @@ impl Frame {
         Frame {
             ts,
             rtp: OnceLock::new(),
+            wire: OnceLock::new(),
             ..self
         }
     }
@@ -56,5 +61,15 @@ impl Frame {
     /// The RTP packetization of this frame, computed on first use by `f` and cached.
     pub fn rtp_chunks(&self, f: impl FnOnce(&Frame) -> Vec<RtpChunk>) -> Arc<[RtpChunk]> {
         self.rtp.get_or_init(|| f(self).into()).clone()
+    }
+
+    /// The stream-wide interleaved packets of this frame, if the stream made them.
+    pub fn wire(&self) -> Option<&WireFrame> {
+        self.wire.get()
+    }
+
+    /// Attaches the stream-wide interleaved packets (only the first call has an effect).
+    pub fn set_wire(&self, wire: WireFrame) {
+        let _ = self.wire.set(wire);
     }
 }

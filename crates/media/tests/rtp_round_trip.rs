@@ -196,3 +196,71 @@ proptest! {
         assert_same(&common::round_trip(&codec, &frames, max_payload), &frames);
     }
 }
+
+/// Test payload types: 96 + track, like the RTSP server's dynamic ones.
+fn test_pts(tracks: &[media::TrackInfo]) -> Vec<u8> {
+    (0..tracks.len()).map(|i| 96 + i as u8).collect()
+}
+
+#[test]
+fn shared_rtp_numbers_a_streams_frames_in_order_and_they_depacketize() {
+    use media::rtp::RtpPacket;
+    use media::rtp::interleaved::SharedRtp;
+    let codec = Codec::H264 {
+        sps: Bytes::from_static(SPS),
+        pps: Bytes::from_static(PPS),
+    };
+    let tracks = [
+        media::TrackInfo::new(codec.clone()),
+        media::TrackInfo::new(Codec::G711 {
+            law: G711Law::A,
+            rate: 8000,
+            channels: 1,
+        }),
+    ];
+    let shared = SharedRtp::new(1000, test_pts);
+    let mut depack = media::rtp::depacketizer(&codec, 0);
+    let mut next_seq = [None::<u16>; 2];
+    for i in 0..20u64 {
+        let unit = {
+            let mut v = vec![0x65];
+            v.extend(filler(i, 500 + 700 * i as usize));
+            v
+        };
+        let mut data = (unit.len() as u32).to_be_bytes().to_vec();
+        data.extend(&unit);
+        let video = Frame::new(0, 3000 * i as i64, true, Bytes::from(data.clone()));
+        let audio = Frame::new(1, 320 * i as i64, true, Bytes::from(vec![0xd5; 320]));
+        for f in [&video, &audio] {
+            shared.prepare(f, &tracks);
+            let w = f.wire().expect("prepared");
+            assert_eq!(w.channel as usize, 2 * f.track);
+            assert_eq!(w.ssrc, shared.ssrc(f.track));
+            if let Some(s) = next_seq[f.track] {
+                assert_eq!(w.first_seq, s, "track {} numbering", f.track);
+            }
+            next_seq[f.track] = Some(w.first_seq.wrapping_add(w.packets as u16));
+            // Walk the interleaved packets.
+            let mut rest = w.bytes.clone();
+            let mut n = 0;
+            while !rest.is_empty() {
+                assert_eq!(rest[0], b'$');
+                assert_eq!(rest[1] as usize, 2 * f.track);
+                let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+                let pkt = RtpPacket::parse(rest.slice(4..4 + len)).unwrap();
+                assert_eq!(pkt.sequence, w.first_seq.wrapping_add(n));
+                assert_eq!(pkt.timestamp, w.rtp_ts);
+                assert_eq!(pkt.payload_type, 96 + f.track as u8);
+                if f.track == 0 {
+                    depack.push(&pkt).unwrap();
+                }
+                rest = rest.slice(4 + len..);
+                n += 1;
+            }
+            assert_eq!(u32::from(n), w.packets);
+        }
+        let out = depack.pull().expect("frame completed");
+        // The depacketizer puts the parameter sets in front of a keyframe.
+        assert!(out.data.ends_with(&data), "frame {i} survives");
+    }
+}

@@ -264,6 +264,11 @@ impl RawRtsp {
         }
     }
 
+    /// Bytes already read past the last response (interleaved data that followed it).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
     /// Sends a request with CSeq and extra header lines; returns the response.
     pub async fn request(&mut self, method: &str, url: &str, headers: &[&str]) -> RawResponse {
         self.cseq += 1;

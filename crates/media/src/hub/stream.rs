@@ -14,6 +14,7 @@ use super::HubError;
 use super::backoff::Backoff;
 use super::gop::GopCache;
 use super::reader::{Reader, ReaderShared};
+use crate::rtp::interleaved::SharedRtp;
 use crate::{Frame, MediaKind, Source, SourceSession, TrackInfo};
 
 /// How a stream runs its source and treats its readers.
@@ -144,6 +145,8 @@ struct Inner {
     window_start: Instant,
     window_bytes: u64,
     bitrate_bps: u64,
+    /// Stream-wide RTP packetization, once an RTSP server has asked for it.
+    shared_rtp: Option<Arc<SharedRtp>>,
 }
 
 /// A named stream of the Hub.
@@ -168,6 +171,7 @@ impl Stream {
                 running: false,
                 closed: false,
                 readers: Vec::new(),
+                shared_rtp: None,
                 leases: 0,
                 last_demand: now,
                 gop: GopCache::new(opts.gop_cache_bytes),
@@ -308,6 +312,25 @@ impl Stream {
             shared,
             tracks,
         })
+    }
+
+    /// The stream's shared RTP packetization, made by `make` on first use. From then on every
+    /// frame is packetized once, in stream order, as it arrives.
+    /// Frames already in the GOP cache are packetized at once, oldest first, so that a reader
+    /// starting from the cache gets them too.
+    pub fn shared_rtp(&self, make: impl FnOnce() -> Arc<SharedRtp>) -> Arc<SharedRtp> {
+        let mut inner = self.lock();
+        if let Some(s) = &inner.shared_rtp {
+            return s.clone();
+        }
+        let shared = make();
+        if let Tracks::Ready(tracks) = &*self.tracks.borrow() {
+            for f in inner.gop.frames() {
+                shared.prepare(f, tracks);
+            }
+        }
+        inner.shared_rtp = Some(shared.clone());
+        shared
     }
 
     pub(crate) fn remove_reader(&self, id: u64) {
@@ -531,6 +554,9 @@ impl Stream {
         map.last_out = Some(ts);
         map.last_wall = Some(now);
         let frame = Arc::new(frame.with_ts(ts));
+        if let Some(shared) = &inner.shared_rtp {
+            shared.prepare(&frame, tracks);
+        }
 
         let len = frame.data.len() as u64;
         inner.frames_in += 1;

@@ -12,6 +12,7 @@ mod g711;
 pub mod h264;
 pub mod h265;
 mod header;
+pub mod interleaved;
 mod jpeg;
 mod nal;
 pub mod rtcp;

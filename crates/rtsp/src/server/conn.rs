@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use media::TrackInfo;
 use media::hub::{HubError, Stream};
+use media::rtp::interleaved::{MAX_SHARED_TRACKS, SharedRtp};
+use media::{Frame, TrackInfo};
 use rtsp_types::headers::{self, Transport, Transports};
 use rtsp_types::{Method, Request, Response, StatusCode, Version};
 use tokio::io::AsyncReadExt;
@@ -463,6 +464,12 @@ impl Connection {
                 if used.contains(&channel) || channel == u8::MAX {
                     continue;
                 }
+                // On the usual channel a track shares the stream's packets and SSRC.
+                let ssrc = if usize::from(channel) == 2 * track && track < MAX_SHARED_TRACKS {
+                    self.shared_rtp(&stream).ssrc(track)
+                } else {
+                    ssrc
+                };
                 chosen = Some((
                     TrackTransport::Tcp { channel },
                     format!(
@@ -470,6 +477,7 @@ impl Connection {
                         channel,
                         channel + 1
                     ),
+                    ssrc,
                 ));
                 break;
             }
@@ -493,10 +501,11 @@ impl Connection {
                     rtp_addr.port(),
                     rtcp_addr.port()
                 ),
+                ssrc,
             ));
             break;
         }
-        let Some((tt, header)) = chosen else {
+        let Some((tt, header, ssrc)) = chosen else {
             return Reply::new(StatusCode::UnsupportedTransport);
         };
         let session = self
@@ -557,6 +566,12 @@ impl Connection {
         r
     }
 
+    /// The stream's shared packetization (made on first use).
+    fn shared_rtp(&self, stream: &Arc<Stream>) -> Arc<SharedRtp> {
+        let max_payload = self.server.cfg.max_payload;
+        stream.shared_rtp(|| SharedRtp::new(max_payload, payload_types))
+    }
+
     /// Subscribes the session's reader and fixes each track's first sequence number and RTP
     /// time, so PLAY can announce them in RTP-Info before any packet is sent.
     async fn prepare_sender(&mut self, id: &str) -> Result<Prepared, Reply> {
@@ -583,26 +598,64 @@ impl Connection {
             let rate = s.tracks.get(f.track).map_or(90_000, |t| t.clock_rate());
             f.ts as f64 / f64::from(rate)
         });
+        let mut taken: Vec<Arc<Frame>> = first.into_iter().collect();
         let pts = payload_types(&s.tracks);
+        // Sessions whose tracks are all on their usual interleaved channels write the stream's
+        // own packets, if the frames they start with have them.
+        let shareable = s.setup.iter().all(|(&idx, (tt, _))| {
+            matches!(tt, TrackTransport::Tcp { channel } if usize::from(*channel) == 2 * idx)
+        });
+        let clocks = if shareable && taken.iter().all(|f| f.wire().is_some()) {
+            let shared = self.shared_rtp(&s.stream);
+            // Under the clocks' lock no frame is numbered: the frames queued now plus the
+            // next numbers account for every packet this session will get.
+            shared.with_clocks(s.tracks.len(), |clocks| {
+                while let Some(f) = reader.try_recv() {
+                    taken.push(f);
+                }
+                clocks.to_vec()
+            })
+        } else {
+            Vec::new()
+        };
+        let shared = !clocks.is_empty() && taken.iter().all(|f| f.wire().is_some());
         let mut tracks: Vec<Option<SenderTrack>> = vec![None; s.tracks.len()];
         for (&idx, (tt, ssrc)) in &s.setup {
             if idx >= s.tracks.len() {
                 continue;
             }
+            let info = s.tracks[idx].clone();
+            let start_ts = (start_secs * f64::from(info.clock_rate())) as i64;
             let out = match tt {
+                TrackTransport::Tcp { channel } if shared => {
+                    let clock = clocks[idx];
+                    let first_seq = taken
+                        .iter()
+                        .find(|f| f.track == idx)
+                        .and_then(|f| f.wire())
+                        .map_or(clock.next_seq, |w| w.first_seq);
+                    tracks[idx] = Some(SenderTrack::shared(
+                        info,
+                        pts[idx],
+                        *ssrc,
+                        *channel,
+                        start_ts,
+                        first_seq,
+                        clock.ts_base,
+                    ));
+                    continue;
+                }
                 TrackTransport::Tcp { channel } => Output::Tcp { channel: *channel },
                 TrackTransport::Udp { rtp, rtcp } => Output::Udp {
                     rtp: *rtp,
                     rtcp: *rtcp,
                 },
             };
-            let info = s.tracks[idx].clone();
-            let start_ts = (start_secs * f64::from(info.clock_rate())) as i64;
             tracks[idx] = Some(SenderTrack::new(info, pts[idx], *ssrc, out, start_ts));
         }
         Ok(Prepared {
             reader,
-            first,
+            first: taken,
             tracks,
         })
     }

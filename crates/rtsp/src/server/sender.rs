@@ -41,12 +41,16 @@ pub(crate) struct SenderTrack {
     last: Option<(u32, Instant)>,
     warned: bool,
     start_ts: i64,
+    /// Writes the stream-wide packets of each frame (see `media::rtp::interleaved`) instead of
+    /// numbering its own.
+    shared: bool,
 }
 
-/// A session ready to play: its reader, the frame that fixed its start, its tracks.
+/// A session ready to play: its reader, the frames already taken from it (the first fixed
+/// the session's start), its tracks.
 pub(crate) struct Prepared {
     pub(crate) reader: Reader,
-    pub(crate) first: Option<Arc<Frame>>,
+    pub(crate) first: Vec<Arc<Frame>>,
     pub(crate) tracks: Vec<Option<SenderTrack>>,
 }
 
@@ -66,6 +70,34 @@ impl SenderTrack {
             last: None,
             warned: false,
             start_ts,
+            shared: false,
+        }
+    }
+
+    /// A TCP track that writes the stream-wide packets: its first packet has sequence number
+    /// `first_seq`, and media time `t` is RTP time `ts_base + t`.
+    pub(crate) fn shared(
+        info: TrackInfo,
+        pt: u8,
+        ssrc: u32,
+        channel: u8,
+        start_ts: i64,
+        first_seq: u16,
+        ts_base: u32,
+    ) -> Self {
+        SenderTrack {
+            info,
+            pt,
+            ssrc,
+            out: Output::Tcp { channel },
+            seq: first_seq,
+            ts_base,
+            packets: 0,
+            octets: 0,
+            last: None,
+            warned: false,
+            start_ts,
+            shared: true,
         }
     }
 
@@ -188,9 +220,10 @@ pub(crate) async fn run_sender(
 ) -> std::io::Result<()> {
     let Prepared {
         mut reader,
-        mut first,
+        first,
         tracks,
     } = prepared;
+    let mut first = Some(first);
     let tcp_only = tracks
         .iter()
         .flatten()
@@ -225,7 +258,7 @@ pub(crate) async fn run_sender(
                 if let Some(e) = sh.error.take() {
                     return Err(e);
                 }
-                batch.extend(first.take());
+                batch.extend(first.take().into_iter().flatten());
                 while batch.len() < MAX_BATCH {
                     match reader.try_next() {
                         Ok(Some(f)) => batch.push(f),
@@ -285,6 +318,10 @@ fn add_frames(
         let Some(t) = tracks.get_mut(frame.track).and_then(|t| t.as_mut()) else {
             continue;
         };
+        if t.shared {
+            out.add_wire(t, frame);
+            continue;
+        }
         let chunks = frame.rtp_chunks(|f| match packetize(&t.info.codec, f, max_payload) {
             Ok(c) => c,
             Err(e) => {
@@ -302,6 +339,18 @@ fn add_frames(
     }
 }
 
+/// Part of a batch's TCP bytes.
+enum Piece {
+    /// One packet: its header bytes (range in `heads`) and body (`held[held][chunk]`).
+    Packet {
+        head: std::ops::Range<usize>,
+        held: usize,
+        chunk: usize,
+    },
+    /// A frame's stream-wide packets, ready to write.
+    Wire(bytes::Bytes),
+}
+
 /// The packets of one batch of frames for one session: per-reader header bytes and references
 /// to the frames' shared packetizations.
 #[derive(Default)]
@@ -310,8 +359,8 @@ struct Batch {
     held: Vec<Arc<[RtpChunk]>>,
     /// TCP: interleaved header + RTP header + payload header bytes, back to back.
     heads: Vec<u8>,
-    /// TCP packets: range in `heads`, then (index in `held`, chunk index) of the body.
-    tcp: Vec<(std::ops::Range<usize>, usize, usize)>,
+    /// TCP pieces, in order.
+    tcp: Vec<Piece>,
     /// UDP: whole datagrams, back to back.
     dgrams: Vec<u8>,
     /// UDP packets: destination and range in `dgrams`.
@@ -332,19 +381,49 @@ impl Batch {
     }
 
     /// The iovecs of some of the batch's TCP packets.
-    fn iov_of<'a>(
-        &'a self,
-        group: &[(std::ops::Range<usize>, usize, usize)],
-        iov: &mut Vec<IoSlice<'a>>,
-    ) {
+    fn iov_of<'a>(&'a self, group: &'a [Piece], iov: &mut Vec<IoSlice<'a>>) {
         iov.clear();
-        for (r, held, i) in group {
-            iov.push(IoSlice::new(&self.heads[r.clone()]));
-            let body = &self.held[*held][*i].body;
-            if !body.is_empty() {
-                iov.push(IoSlice::new(body));
+        for piece in group {
+            match piece {
+                Piece::Packet { head, held, chunk } => {
+                    iov.push(IoSlice::new(&self.heads[head.clone()]));
+                    let body = &self.held[*held][*chunk].body;
+                    if !body.is_empty() {
+                        iov.push(IoSlice::new(body));
+                    }
+                }
+                Piece::Wire(bytes) => iov.push(IoSlice::new(bytes)),
             }
         }
+    }
+
+    /// Adds a frame's stream-wide packets, if the stream made them for this track's channel.
+    fn add_wire(&mut self, t: &mut SenderTrack, frame: &Frame) {
+        let Output::Tcp { channel } = t.out else {
+            return;
+        };
+        let w = match frame.wire() {
+            Some(w) if w.channel == channel && w.pt == t.pt && w.ssrc == t.ssrc => w,
+            _ => {
+                // Without the stream's packets this session cannot number its own (its
+                // numbering is the stream's): the frame is skipped.
+                if !t.warned {
+                    warn!(
+                        "a {} frame has no stream-wide RTP packets; skipped",
+                        t.info.codec_name()
+                    );
+                    t.warned = true;
+                }
+                return;
+            }
+        };
+        t.last = Some((w.rtp_ts, frame.received));
+        t.seq = w.first_seq.wrapping_add(w.packets as u16);
+        t.packets = t.packets.wrapping_add(w.packets);
+        t.octets = t.octets.wrapping_add(w.octets);
+        self.packets += u64::from(w.packets);
+        self.bytes += w.bytes.len() as u64 - 4 * u64::from(w.packets);
+        self.tcp.push(Piece::Wire(w.bytes.clone()));
     }
 
     fn add_frame(&mut self, t: &mut SenderTrack, frame: &Frame, chunks: Arc<[RtpChunk]>) {
@@ -365,7 +444,11 @@ impl Batch {
                     self.heads.extend_from_slice(&len.to_be_bytes());
                     self.heads.extend_from_slice(&h);
                     self.heads.extend_from_slice(&c.head);
-                    self.tcp.push((start..self.heads.len(), held, i));
+                    self.tcp.push(Piece::Packet {
+                        head: start..self.heads.len(),
+                        held,
+                        chunk: i,
+                    });
                 }
                 Output::Udp { rtp, .. } => {
                     let start = self.dgrams.len();

@@ -1,0 +1,167 @@
+//! Stream-wide RTP over interleaved TCP: each frame is packetized once per stream, with the
+//! stream's own SSRC, sequence numbers and timestamps, into the exact bytes an RTSP reader on
+//! interleaved channel `2 × track` receives (`$`, channel, length, RTP header, payload, for
+//! every packet). Every such reader then writes the same buffer: one iovec per frame and no
+//! per-reader header building, the way a shared media works in other RTSP servers.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{RtpChunk, packetize};
+use crate::{Frame, TrackInfo};
+
+/// A frame's packets as interleaved bytes, shared by every reader of the stream.
+#[derive(Clone, Debug)]
+pub struct WireFrame {
+    /// `$`, channel, length, RTP header and payload of every packet, back to back.
+    pub bytes: Bytes,
+    /// Interleaved channel the bytes are framed for (`2 × track`).
+    pub channel: u8,
+    /// RTP payload type in the headers.
+    pub pt: u8,
+    /// SSRC in the headers.
+    pub ssrc: u32,
+    /// Sequence number of the first packet.
+    pub first_seq: u16,
+    /// Number of packets.
+    pub packets: u32,
+    /// RTP payload bytes (headers excluded), for sender reports.
+    pub octets: u32,
+    /// RTP timestamp of the frame.
+    pub rtp_ts: u32,
+}
+
+/// Where the next packet of one track goes in the stream-wide numbering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackClock {
+    /// SSRC of the track.
+    pub ssrc: u32,
+    /// Sequence number the next packet gets.
+    pub next_seq: u16,
+    /// Added to a frame's media timestamp to get its RTP timestamp.
+    pub ts_base: u32,
+}
+
+/// Assigns payload types to a stream's tracks (the RTSP server's SDP decides them).
+pub type PayloadTypes = fn(&[TrackInfo]) -> Vec<u8>;
+
+/// Packetizes a stream's frames once, in stream order, into [`WireFrame`]s.
+pub struct SharedRtp {
+    max_payload: usize,
+    payload_types: PayloadTypes,
+    state: Mutex<Vec<TrackClock>>,
+}
+
+impl std::fmt::Debug for SharedRtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedRtp")
+            .field("max_payload", &self.max_payload)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most tracks a stream can have on interleaved channels `2 × track` (channel 255 is unusable).
+pub const MAX_SHARED_TRACKS: usize = 127;
+
+impl SharedRtp {
+    /// Packetizes into payloads of at most `max_payload` bytes, with `payload_types` deciding
+    /// each track's payload type.
+    pub fn new(max_payload: usize, payload_types: PayloadTypes) -> Arc<Self> {
+        Arc::new(SharedRtp {
+            max_payload,
+            payload_types,
+            state: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<TrackClock>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn clock(state: &mut Vec<TrackClock>, track: usize) -> &mut TrackClock {
+        while state.len() <= track {
+            state.push(TrackClock {
+                ssrc: rand::random(),
+                next_seq: rand::random(),
+                ts_base: rand::random(),
+            });
+        }
+        &mut state[track]
+    }
+
+    /// The SSRC of `track` (fixed for the life of the stream).
+    pub fn ssrc(&self, track: usize) -> u32 {
+        Self::clock(&mut self.lock(), track).ssrc
+    }
+
+    /// Runs `f` with every track's clock while no frame can be packetized, so that a new
+    /// reader can learn where its numbering starts without racing the stream.
+    pub fn with_clocks<R>(&self, tracks: usize, f: impl FnOnce(&[TrackClock]) -> R) -> R {
+        let mut state = self.lock();
+        if tracks > 0 {
+            Self::clock(&mut state, tracks - 1);
+        }
+        f(&state)
+    }
+
+    /// Packetizes `frame` (whose track is described by `tracks[frame.track]`) and attaches the
+    /// result to it. A frame the payload format cannot carry, or on a track beyond
+    /// [`MAX_SHARED_TRACKS`], is left without one.
+    pub fn prepare(&self, frame: &Frame, tracks: &[TrackInfo]) {
+        let Some(info) = tracks.get(frame.track) else {
+            return;
+        };
+        if frame.track >= MAX_SHARED_TRACKS {
+            return;
+        }
+        let chunks =
+            frame.rtp_chunks(|f| packetize(&info.codec, f, self.max_payload).unwrap_or_default());
+        if chunks.is_empty() {
+            return;
+        }
+        let pt = (self.payload_types)(tracks)
+            .get(frame.track)
+            .copied()
+            .unwrap_or(96);
+        let mut state = self.lock();
+        let clock = Self::clock(&mut state, frame.track);
+        let wire = build(clock, &chunks, frame, pt);
+        drop(state);
+        frame.set_wire(wire);
+    }
+}
+
+fn build(clock: &mut TrackClock, chunks: &[RtpChunk], frame: &Frame, pt: u8) -> WireFrame {
+    let channel = (frame.track * 2) as u8;
+    let rtp_ts = clock.ts_base.wrapping_add(frame.ts as u32);
+    let total: usize = chunks.iter().map(|c| 4 + 12 + c.len()).sum();
+    let mut out = BytesMut::with_capacity(total);
+    let first_seq = clock.next_seq;
+    let mut octets = 0u32;
+    for c in chunks {
+        let len = 12 + c.len();
+        out.put_u8(b'$');
+        out.put_u8(channel);
+        out.put_u16(len as u16);
+        out.put_u8(0x80);
+        out.put_u8((u8::from(c.marker) << 7) | (pt & 0x7f));
+        out.put_u16(clock.next_seq);
+        out.put_u32(rtp_ts);
+        out.put_u32(clock.ssrc);
+        out.put_slice(&c.head);
+        out.put_slice(&c.body);
+        clock.next_seq = clock.next_seq.wrapping_add(1);
+        octets = octets.wrapping_add(c.len() as u32);
+    }
+    WireFrame {
+        bytes: out.freeze(),
+        channel,
+        pt,
+        ssrc: clock.ssrc,
+        first_seq,
+        packets: chunks.len() as u32,
+        octets,
+        rtp_ts,
+    }
+}
