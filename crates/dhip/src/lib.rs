@@ -10,6 +10,7 @@
 //! HTTP RPC2 and downloads files and DHAV streams.
 
 pub mod auth;
+pub mod client;
 
 pub mod codes;
 pub mod dhav;
@@ -18,6 +19,8 @@ pub mod discovery;
 pub mod envelope;
 pub mod frame;
 pub mod header;
+pub mod http;
+pub mod methods;
 
 pub mod rtsp_url;
 
