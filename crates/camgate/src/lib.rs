@@ -1,6 +1,9 @@
 //! camgate as a library: configuration, HTTP API, dissectors and commands, used by the binary and the tests.
 pub mod config;
+pub mod control;
 pub mod demo;
+pub mod dhipcmd;
+pub mod dhipsrc;
 pub mod dissect;
 pub mod dump;
 pub mod http;

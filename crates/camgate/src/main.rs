@@ -1,4 +1,5 @@
-//! The camgate command line: `serve`, `demo`, `dump`, `dissect`, `tunnel`, `sim`.
+//! The camgate command line: `serve`, `demo`, `dump`, `dissect`, `tunnel`, `dhip`, `discover`,
+//! `sim`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,10 @@ enum Command {
     /// Tunnel TCP connections to a device port through a vendor P2P service.
     #[command(subcommand)]
     Tunnel(TunnelKind),
+    /// Control a Dahua device over DHIP: info, config, users, PTZ, time, events, files...
+    Dhip(camgate::dhipcmd::DhipArgs),
+    /// Find Dahua devices with DHDiscover.
+    Discover(camgate::dhipcmd::DiscoverArgs),
     /// Run a simulated device on loopback and print how to reach it as one JSON line.
     #[command(subcommand)]
     Sim(camgate::simcmd::SimKind),
@@ -111,6 +116,8 @@ fn main() -> ExitCode {
                 camgate::dissect::run(&args, &mut out).map_err(|e| e.to_string())
             }
             Command::Sim(kind) => camgate::simcmd::run(kind).await,
+            Command::Dhip(args) => camgate::dhipcmd::run(args).await,
+            Command::Discover(args) => camgate::dhipcmd::discover(args).await,
             Command::Tunnel(TunnelKind::Dahua(args)) => camgate::p2p::run_tunnel(args).await,
         }
     });

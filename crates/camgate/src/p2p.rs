@@ -39,6 +39,8 @@ pub struct P2pOptions {
     /// Seconds without a PTCP frame from the device before the session counts as dead and
     /// is set up again (default 30).
     pub p2p_idle_timeout_s: Option<f64>,
+    /// The device's DHIP port behind the tunnel, for control (default 5000).
+    pub dhip_port: Option<u16>,
 }
 
 /// The connection settings shared by the source and the tunnel command.
@@ -197,6 +199,13 @@ impl P2pSource {
             path: format!("cam/realmonitor?channel={channel}&subtype={subtype}"),
             rtsp_port: opts.rtsp_port.unwrap_or(554),
         })))
+    }
+}
+
+impl P2pSource {
+    /// The P2P connector (control shares the session with the media).
+    pub fn connector(&self) -> Arc<Connector> {
+        self.0.connector.clone()
     }
 }
 

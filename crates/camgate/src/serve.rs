@@ -7,7 +7,7 @@ use rtsp::server::{RtspServer, ServerConfig, User};
 use tracing::info;
 
 use crate::config::{Config, camera_key_line};
-use crate::sources::{make_source, stream_options};
+use crate::sources::{make_camera, stream_options};
 
 /// A running camgate: the Hub, the RTSP server and the HTTP server.
 pub struct Running {
@@ -33,14 +33,18 @@ impl Drop for Running {
 /// then binds and starts the servers.
 pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, String> {
     let mut sources = Vec::new();
+    let mut controls = std::collections::HashMap::new();
     for (i, cam) in cfg.camera.iter().enumerate() {
-        let src = make_source(cam).map_err(|e| {
+        let (src, control) = make_camera(cam).map_err(|e| {
             let key = offending_key(cam, &e);
             match camera_key_line(text, i, key) {
                 Some(l) => format!("{file}:{l}: camera {:?}: {e}", cam.name),
                 None => format!("{file}: camera {:?}: {e}", cam.name),
             }
         })?;
+        if let Some(c) = control {
+            controls.insert(cam.name.clone(), c);
+        }
         sources.push(src);
     }
     let hub = Hub::new();
@@ -81,6 +85,7 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
             .map(|u| (u.username.clone(), u.password.clone()))
             .collect(),
         ffmpeg: "ffmpeg".into(),
+        controls: Arc::new(controls),
     };
     let mut tasks = vec![rtsp.clone().spawn()];
     tasks.push(tokio::spawn(async move {

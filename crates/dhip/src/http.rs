@@ -567,15 +567,14 @@ impl HttpClient {
         Ok(n)
     }
 
-    /// Records `duration` of live DHAV of `channel`/`subtype` into `out` (streamReader
-    /// create/start, `GET /RPC_Loadfile/<object>`, stop, destroy); returns the bytes written.
-    pub async fn stream(
+    /// Starts live DHAV of `channel`/`subtype`: `streamReader.create` and `start`, then
+    /// `GET /RPC_Loadfile/<object>` on a connection of its own. Returns the object (for
+    /// [`HttpClient::close_stream`]) and the response whose body is the stream.
+    pub async fn open_stream(
         &self,
         channel: u32,
         subtype: u32,
-        duration: Duration,
-        out: &mut (impl AsyncWrite + Unpin),
-    ) -> Result<u64, Error> {
+    ) -> Result<(u64, HttpResponse), Error> {
         let v = self
             .call(
                 "streamReader.create",
@@ -598,28 +597,53 @@ impl HttpClient {
         let _ = self
             .request("streamReader.start", json!({}), Some(object))
             .await;
-        let result = self.pull(object, duration, out).await;
+        let r = self
+            .get_with_session(&format!("/RPC_Loadfile/{object}"), self.cfg.call_timeout)
+            .await;
+        match r {
+            Ok(r) if r.status == 200 => Ok((object, r)),
+            Ok(r) => {
+                self.close_stream(object).await;
+                Err(self.status_error("RPC_Loadfile", r.status))
+            }
+            Err(e) => {
+                self.close_stream(object).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// `streamReader.stop` and `destroy` (best effort).
+    pub async fn close_stream(&self, object: u64) {
         let _ = self
             .request("streamReader.stop", json!({}), Some(object))
             .await;
         let _ = self
             .request("streamReader.destroy", json!({}), Some(object))
             .await;
+    }
+
+    /// Records `duration` of live DHAV of `channel`/`subtype` into `out` (from the first
+    /// byte); returns the bytes written.
+    pub async fn stream(
+        &self,
+        channel: u32,
+        subtype: u32,
+        duration: Duration,
+        out: &mut (impl AsyncWrite + Unpin),
+    ) -> Result<u64, Error> {
+        let (object, r) = self.open_stream(channel, subtype).await?;
+        let result = self.pull(r, duration, out).await;
+        self.close_stream(object).await;
         result
     }
 
     async fn pull(
         &self,
-        object: u64,
+        mut r: HttpResponse,
         duration: Duration,
         out: &mut (impl AsyncWrite + Unpin),
     ) -> Result<u64, Error> {
-        let mut r = self
-            .get_with_session(&format!("/RPC_Loadfile/{object}"), self.cfg.call_timeout)
-            .await?;
-        if r.status != 200 {
-            return Err(self.status_error("RPC_Loadfile", r.status));
-        }
         let mut n = 0u64;
         let mut started: Option<Instant> = None;
         loop {

@@ -5,7 +5,9 @@
 //!   name), or of one;
 //! - `GET /api/frame.jpeg?src=NAME`: a JPEG snapshot from the cached keyframe;
 //! - `GET /api/stream.mjpeg?src=NAME`: a `multipart/x-mixed-replace` MJPEG stream;
-//! - `GET /metrics`: Prometheus text format.
+//! - `GET /metrics`: Prometheus text format;
+//! - `/api/cameras/{name}/...`: device control (info, config, PTZ, reboot, events) of DHIP and
+//!   Dahua P2P cameras (see `cameras`).
 //!
 //! Every route is behind HTTP Basic auth when users are configured. Unlike go2rtc, requests from
 //! localhost are not exempt: a reverse proxy on the same host would otherwise open everything.
@@ -37,6 +39,7 @@
 //! keyframe, so a dashboard polling every second runs ffmpeg once per GOP. MJPEG shares one
 //! ffmpeg per stream among all its MJPEG readers (see `mjpeg`).
 
+mod cameras;
 mod error;
 mod ffmpeg;
 mod metrics;
@@ -51,7 +54,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use base64::Engine;
 use media::hub::Hub;
 use rtsp::server::ServerCounters;
@@ -69,6 +72,8 @@ pub struct AppState {
     pub users: Vec<(String, String)>,
     /// The ffmpeg binary (a name on `PATH` or a path) used to decode H.264/H.265.
     pub ffmpeg: String,
+    /// Control of the cameras that have one, by name.
+    pub controls: Arc<std::collections::HashMap<String, Arc<dyn crate::control::CameraControl>>>,
 }
 
 impl AppState {
@@ -79,6 +84,7 @@ impl AppState {
             rtsp: None,
             users: Vec::new(),
             ffmpeg: "ffmpeg".into(),
+            controls: Arc::default(),
         }
     }
 }
@@ -104,6 +110,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/frame.jpeg", get(snapshot::frame_jpeg))
         .route("/api/stream.mjpeg", get(mjpeg::stream_mjpeg))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/cameras/{name}/info", get(cameras::info))
+        .route(
+            "/api/cameras/{name}/config/{section}",
+            get(cameras::get_config).put(cameras::put_config),
+        )
+        .route("/api/cameras/{name}/ptz", post(cameras::ptz))
+        .route("/api/cameras/{name}/reboot", post(cameras::reboot))
+        .route("/api/cameras/{name}/events", get(cameras::events))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(ctx.clone(), basic_auth))
         .with_state(ctx)

@@ -1,0 +1,492 @@
+//! The `dhip://[user:pass@]HOST[:PORT]?channel=0&subtype=0` camera source: the device's
+//! RTSP stream at its URL template (Dahua default, ONVIF-flavoured, the ZN OEM path, no path,
+//! or a custom one), or, for devices without RTSP (`media = "dhav"`), the live DHAV stream
+//! of HTTP RPC_Loadfile demuxed into H.264/H.265 and G.711 frames for the Hub.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dhip::client::ClientConfig;
+use dhip::dhav::{AudioCodec, Demuxer, Packet, PacketType, VideoCodec};
+use dhip::http::{HttpClient, HttpResponse};
+use dhip::rtsp_url::Template;
+use futures_util::future::BoxFuture;
+use media::codec::nal::{annexb_to_avc, annexb_units};
+use media::{
+    Codec, Frame, G711Law, Source, SourceError, SourceErrorKind, SourceSession, TrackInfo,
+};
+use serde::Deserialize;
+use tracing::{debug, warn};
+
+use crate::dhipcmd::ptz_policy;
+
+/// Options of a `dhip://` camera.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DhipOptions {
+    /// User name (also from the URL's userinfo).
+    pub username: Option<String>,
+    /// Password (also from the URL's userinfo).
+    pub password: Option<String>,
+    /// The device's RTSP port (554).
+    pub rtsp_port: Option<u16>,
+    /// The device's web port (80), for DHAV media.
+    pub http_port: Option<u16>,
+    /// RTSP URL template: dahua, onvif, zn, bare, or a path with {channel}/{channel0}/{subtype}.
+    pub rtsp_template: Option<String>,
+    /// `rtsp` (default) or `dhav` (HTTP RPC_Loadfile, for devices without RTSP).
+    pub media: Option<String>,
+    /// PTZ preset argument: arg2 or arg1 (for control).
+    pub ptz_preset_arg: Option<String>,
+    /// PTZ through a `ptz.factory.instance` object (for control).
+    pub ptz_object: Option<bool>,
+}
+
+/// Media transport of a `dhip://` camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaKind {
+    /// The device's RTSP server.
+    Rtsp,
+    /// HTTP RPC_Loadfile DHAV.
+    Dhav,
+}
+
+/// A parsed `dhip://` camera: where it is, who logs in, which stream.
+#[derive(Clone, Debug)]
+pub struct DhipTarget {
+    /// Host.
+    pub host: String,
+    /// DHIP port.
+    pub port: u16,
+    /// RTSP port.
+    pub rtsp_port: u16,
+    /// Web port.
+    pub http_port: u16,
+    /// User.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// RPC channel (0-based).
+    pub channel: u32,
+    /// 0 main, 1 sub.
+    pub subtype: u32,
+    /// RTSP template.
+    pub template: Template,
+    /// Media transport.
+    pub media: MediaKind,
+    /// PTZ policy for control.
+    pub ptz: dhip::methods::PtzPolicy,
+}
+
+impl DhipTarget {
+    /// Parses the URL and options, checking every value.
+    pub fn parse(url: &str, o: &DhipOptions) -> Result<DhipTarget, String> {
+        let rest = url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .ok_or_else(|| format!("{url:?} is not a URL"))?;
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (Some(a), r),
+            None => (None, rest),
+        };
+        let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let hostport = hostport.trim_end_matches('/');
+        let (host, port) = split_host_port(hostport, 5000)
+            .ok_or_else(|| format!("bad host or port {hostport:?} in {url:?}"))?;
+        let mut channel = 0u32;
+        let mut subtype = 0u32;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let n: u32 = v
+                .parse()
+                .map_err(|_| format!("{k}={v:?} in {url:?} is not a number"))?;
+            match k {
+                "channel" => channel = n,
+                "subtype" => subtype = n,
+                _ => {
+                    return Err(format!(
+                        "unknown parameter {k:?} in {url:?} (channel, subtype)"
+                    ));
+                }
+            }
+        }
+        let (url_user, url_pass) = match auth.and_then(|a| a.split_once(':')) {
+            Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
+            None => (auth.map(str::to_string), None),
+        };
+        let username = o
+            .username
+            .clone()
+            .or(url_user)
+            .ok_or("the username is missing (option `username` or user@ in the URL)")?;
+        let password = o
+            .password
+            .clone()
+            .or(url_pass)
+            .ok_or("the password is missing (option `password` or user:pass@ in the URL)")?;
+        let template = Template::parse(o.rtsp_template.as_deref().unwrap_or("dahua"))?;
+        let media = match o.media.as_deref().unwrap_or("rtsp") {
+            "rtsp" => MediaKind::Rtsp,
+            "dhav" => MediaKind::Dhav,
+            other => return Err(format!("media {other:?}: expected rtsp or dhav")),
+        };
+        let ptz = ptz_policy(
+            o.ptz_preset_arg.as_deref().unwrap_or("arg2"),
+            o.ptz_object.unwrap_or(false),
+        )?;
+        Ok(DhipTarget {
+            host,
+            port,
+            rtsp_port: o.rtsp_port.unwrap_or(554),
+            http_port: o.http_port.unwrap_or(80),
+            username,
+            password,
+            channel,
+            subtype,
+            template,
+            media,
+            ptz,
+        })
+    }
+
+    /// The login configuration.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig::new(&self.username, &self.password)
+    }
+
+    /// The RTSP URL (without credentials; the source sends them with Digest).
+    pub fn rtsp_url(&self) -> String {
+        dhip::rtsp_url::url(
+            &self.host,
+            self.rtsp_port,
+            "",
+            "",
+            &self.template,
+            self.channel,
+            self.subtype,
+        )
+    }
+}
+
+/// `host`, `host:port`, `[v6]:port`.
+fn split_host_port(s: &str, default: u16) -> Option<(String, u16)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']')?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if tail.is_empty() => default,
+            None => return None,
+        };
+        return Some((h.to_string(), port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some((h.to_string(), p.parse().ok()?)),
+        Some(_) => Some((s.to_string(), default)),
+        None if !s.is_empty() => Some((s.to_string(), default)),
+        None => None,
+    }
+}
+
+/// A `dhip://` camera.
+pub struct DhipSource {
+    target: Arc<DhipTarget>,
+}
+
+impl DhipSource {
+    /// Builds the source.
+    pub fn new(url: &str, opts: &DhipOptions) -> Result<DhipSource, String> {
+        Ok(DhipSource {
+            target: Arc::new(DhipTarget::parse(url, opts)?),
+        })
+    }
+
+    /// The parsed target.
+    pub fn target(&self) -> &Arc<DhipTarget> {
+        &self.target
+    }
+}
+
+impl Source for DhipSource {
+    fn connect(&self) -> BoxFuture<'static, Result<Box<dyn SourceSession>, SourceError>> {
+        let t = self.target.clone();
+        Box::pin(async move {
+            match t.media {
+                MediaKind::Rtsp => {
+                    let opts = rtsp::source::RtspSourceOptions {
+                        username: Some(t.username.clone()),
+                        password: Some(t.password.clone()),
+                        ..Default::default()
+                    };
+                    let src = rtsp::source::RtspSource::new(&t.rtsp_url(), opts)?;
+                    src.connect().await
+                }
+                MediaKind::Dhav => {
+                    Ok(Box::new(DhavSession::open(t).await?) as Box<dyn SourceSession>)
+                }
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        let t = &self.target;
+        match t.media {
+            MediaKind::Rtsp => format!("dhip://{}:{} via {}", t.host, t.port, t.rtsp_url()),
+            MediaKind::Dhav => format!(
+                "dhip://{}:{}?channel={}&subtype={} (DHAV over HTTP port {})",
+                t.host, t.port, t.channel, t.subtype, t.http_port
+            ),
+        }
+    }
+}
+
+fn src_err(t: &DhipTarget, e: dhip::client::Error) -> SourceError {
+    use dhip::client::Error as E;
+    let kind = match &e {
+        E::Login { .. } => SourceErrorKind::Auth,
+        E::Rpc { code: 401, .. } => SourceErrorKind::Auth,
+        E::Timeout { .. } => SourceErrorKind::Timeout,
+        E::Io { .. } | E::Closed { .. } => SourceErrorKind::Connect,
+        _ => SourceErrorKind::Protocol,
+    };
+    SourceError::new(kind, format!("dhip {}: {e}", t.host))
+}
+
+/// How long to wait for the first key frame (it carries the parameter sets).
+const FIRST_KEY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the stream may be silent.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A live DHAV stream turned into Hub frames.
+struct DhavSession {
+    target: Arc<DhipTarget>,
+    http: Arc<HttpClient>,
+    object: u64,
+    body: HttpResponse,
+    demux: Demuxer,
+    tracks: Vec<TrackInfo>,
+    video_codec: VideoCodec,
+    audio_track: Option<usize>,
+    pending: std::collections::VecDeque<Frame>,
+    first_pts: Option<i64>,
+    audio_pts0: Option<i64>,
+    audio_samples: i64,
+}
+
+impl Drop for DhavSession {
+    fn drop(&mut self) {
+        let http = self.http.clone();
+        let object = self.object;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                http.close_stream(object).await;
+                let _ = http.logout().await;
+            });
+        }
+    }
+}
+
+fn video_codec_of(codec: VideoCodec, payload: &[u8]) -> Option<Codec> {
+    let units = annexb_units(payload);
+    match codec {
+        VideoCodec::H264(_) => media::codec::h264::codec_from_units(units),
+        VideoCodec::H265 => media::codec::h265::codec_from_units(units),
+        _ => None,
+    }
+}
+
+fn audio_codec_of(codec: AudioCodec, rate: u32, channels: u8) -> Option<Codec> {
+    let law = match codec {
+        AudioCodec::Alaw => G711Law::A,
+        AudioCodec::Mulaw(_) => G711Law::U,
+        _ => return None,
+    };
+    Some(Codec::G711 {
+        law,
+        rate,
+        channels,
+    })
+}
+
+impl DhavSession {
+    async fn open(t: Arc<DhipTarget>) -> Result<DhavSession, SourceError> {
+        let http = Arc::new(HttpClient::new(&t.host, t.http_port, t.client_config()));
+        http.login().await.map_err(|e| src_err(&t, e))?;
+        let (object, mut body) = http
+            .open_stream(t.channel, t.subtype)
+            .await
+            .map_err(|e| src_err(&t, e))?;
+        // Read until the first key frame, which fixes the video codec and its parameters; an
+        // audio packet seen on the way adds the audio track.
+        let mut demux = Demuxer::new();
+        let mut audio: Option<Codec> = None;
+        let mut held: Vec<Packet> = Vec::new();
+        let deadline = Instant::now() + FIRST_KEY_TIMEOUT;
+        let (video_codec, video) = 'found: loop {
+            while let Some(p) = demux.next_packet() {
+                if let (PacketType::Audio, Some(ai)) = (p.kind, p.audio)
+                    && audio.is_none()
+                {
+                    audio = audio_codec_of(ai.codec, ai.rate, ai.channels);
+                }
+                if p.kind == PacketType::VideoKey
+                    && let Some(vc) = p.video.and_then(|v| v.codec)
+                {
+                    match video_codec_of(vc, &p.payload) {
+                        Some(c) => {
+                            held.push(p);
+                            break 'found (vc, c);
+                        }
+                        None => {
+                            return Err(SourceError::new(
+                                SourceErrorKind::Protocol,
+                                format!(
+                                    "dhip {}: DHAV {} key frame without usable parameter sets (payload starts {})",
+                                    t.host,
+                                    vc.name(),
+                                    hex::encode(&p.payload[..p.payload.len().min(16)])
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, body.chunk()).await {
+                Ok(Ok(Some(c))) => demux.push(&c),
+                Ok(Ok(None)) => {
+                    return Err(SourceError::new(
+                        SourceErrorKind::Ended,
+                        format!("dhip {}: the DHAV stream ended before a key frame", t.host),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    return Err(SourceError::new(
+                        SourceErrorKind::Connect,
+                        format!("dhip {}: reading the DHAV stream: {e}", t.host),
+                    ));
+                }
+                Err(_) => {
+                    return Err(SourceError::new(
+                        SourceErrorKind::Timeout,
+                        format!(
+                            "dhip {}: no DHAV key frame within {} s",
+                            t.host,
+                            FIRST_KEY_TIMEOUT.as_secs()
+                        ),
+                    ));
+                }
+            }
+        };
+        let mut tracks = vec![TrackInfo::new(video)];
+        let audio_track = audio.map(|a| {
+            tracks.push(TrackInfo::new(a));
+            1
+        });
+        let mut s = DhavSession {
+            target: t,
+            http,
+            object,
+            body,
+            demux,
+            tracks,
+            video_codec,
+            audio_track,
+            pending: Default::default(),
+            first_pts: None,
+            audio_pts0: None,
+            audio_samples: 0,
+        };
+        for p in held {
+            s.convert(p);
+        }
+        Ok(s)
+    }
+
+    /// Turns one DHAV packet into a frame (or nothing, for aux data and unknown codecs).
+    fn convert(&mut self, p: Packet) {
+        let pts0 = *self.first_pts.get_or_insert(p.pts_ms);
+        match p.kind {
+            PacketType::VideoKey | PacketType::VideoP | PacketType::VideoB => {
+                if let Some(c) = p.video.and_then(|v| v.codec)
+                    && c != self.video_codec
+                {
+                    debug!(host = %self.target.host, "DHAV video codec changed to {}", c.name());
+                    return;
+                }
+                let ts = (p.pts_ms - pts0) * 90;
+                let data = annexb_to_avc(&p.payload);
+                if data.is_empty() {
+                    return;
+                }
+                self.pending
+                    .push_back(Frame::new(0, ts, p.kind == PacketType::VideoKey, data));
+            }
+            PacketType::Audio => {
+                let Some(track) = self.audio_track else {
+                    return;
+                };
+                let Some(ai) = p.audio else { return };
+                if audio_codec_of(ai.codec, ai.rate, ai.channels).is_none() {
+                    return;
+                }
+                // G.711 timestamps count samples; follow the packet clock, but never go back.
+                let rate = i64::from(ai.rate);
+                let start = *self.audio_pts0.get_or_insert(p.pts_ms);
+                let by_clock = (p.pts_ms - start) * rate / 1000;
+                let ts = by_clock.max(self.audio_samples);
+                self.audio_samples = ts + (p.payload.len() as i64 / i64::from(ai.channels.max(1)));
+                self.pending.push_back(Frame::new(
+                    track,
+                    ts,
+                    true,
+                    Bytes::copy_from_slice(&p.payload),
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl SourceSession for DhavSession {
+    fn tracks(&self) -> Vec<TrackInfo> {
+        self.tracks.clone()
+    }
+
+    fn next_frame(&mut self) -> BoxFuture<'_, Result<Frame, SourceError>> {
+        Box::pin(async move {
+            loop {
+                if let Some(f) = self.pending.pop_front() {
+                    return Ok(f);
+                }
+                if let Some(p) = self.demux.next_packet() {
+                    self.convert(p);
+                    continue;
+                }
+                let host = self.target.host.clone();
+                match tokio::time::timeout(READ_TIMEOUT, self.body.chunk()).await {
+                    Ok(Ok(Some(c))) => self.demux.push(&c),
+                    Ok(Ok(None)) => {
+                        return Err(SourceError::new(
+                            SourceErrorKind::Ended,
+                            format!("dhip {host}: the DHAV stream ended"),
+                        ));
+                    }
+                    Ok(Err(e)) => {
+                        warn!(%host, "DHAV stream read failed: {e}");
+                        return Err(SourceError::new(
+                            SourceErrorKind::Connect,
+                            format!("dhip {host}: reading the DHAV stream: {e}"),
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(SourceError::new(
+                            SourceErrorKind::Timeout,
+                            format!("dhip {host}: no DHAV data for {} s", READ_TIMEOUT.as_secs()),
+                        ));
+                    }
+                }
+            }
+        })
+    }
+}
