@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 
 use crate::frame::{Decoder, Terminator, encode, encode_with, trim_json};
+use crate::header::{HEADER_LEN, PREFIX};
 use crate::{EnvelopeError, envelope};
 
 /// The UDP port devices listen on.
@@ -84,14 +85,19 @@ impl DeviceInfo {
 
 /// Parses a reply datagram (with or without a DHIP header; trailing NUL tolerated).
 pub fn parse_reply(datagram: &[u8]) -> Result<DeviceInfo, EnvelopeError> {
-    let start =
+    // Skip a DHIP header: its length bytes may be `{` (0x7B, e.g. a 123-byte JSON).
+    let body = if datagram.len() >= HEADER_LEN && datagram.starts_with(&PREFIX) {
+        &datagram[HEADER_LEN..]
+    } else {
         datagram
-            .iter()
-            .position(|b| *b == b'{')
-            .ok_or_else(|| EnvelopeError::NotAnObject {
-                excerpt: envelope::excerpt(datagram),
-            })?;
-    let text = trim_json(&datagram[start..]);
+    };
+    let start = body
+        .iter()
+        .position(|b| *b == b'{')
+        .ok_or_else(|| EnvelopeError::NotAnObject {
+            excerpt: envelope::excerpt(datagram),
+        })?;
+    let text = trim_json(&body[start..]);
     let v: Value = serde_json::from_slice(text).map_err(|e| EnvelopeError::Json {
         reason: e.to_string(),
         excerpt: envelope::excerpt(text),
