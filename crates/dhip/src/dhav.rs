@@ -435,6 +435,11 @@ impl Demuxer {
         self.buf.extend_from_slice(b);
     }
 
+    /// The input buffer, to read into directly (instead of [`Demuxer::push`]).
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
     /// Bytes buffered and not yet returned.
     pub fn buffered(&self) -> usize {
         self.buf.len()
