@@ -219,9 +219,9 @@ fn ffmpeg_run(path: &Path) -> Result<(f64, u64), String> {
     let text = String::from_utf8_lossy(&out.stdout);
     let frames = text
         .lines()
+        .rev()
         .filter_map(|l| l.strip_prefix("frame="))
-        .filter_map(|v| v.trim().parse().ok())
-        .last()
+        .find_map(|v| v.trim().parse().ok())
         .unwrap_or(0);
     Ok((secs, frames))
 }
