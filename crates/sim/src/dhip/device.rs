@@ -940,52 +940,72 @@ impl Device {
         self.opts.files.iter().find(|f| f.path == path).cloned()
     }
 
-    /// Notifications for an event `code`/`action` with `data`: one per subscribed
-    /// connection whose codes match (and, with `push_on_control`, one per other logged-in
-    /// DHIP connection).
-    pub fn event(&mut self, code: &str, action: &str, data: Value) -> Vec<Push> {
+    /// Notifications for events `(code, action, data)`, all in one `eventList`: one per
+    /// subscribed connection with the entries whose codes it asked for (and, with
+    /// `push_on_control`, one per other logged-in DHIP connection).
+    pub fn events_notify(&mut self, events: &[(String, String, Value)]) -> Vec<Push> {
         self.sessions.sweep(self.now());
-        let live: HashMap<u32, Option<u64>> =
+        let live: BTreeMap<u32, Option<u64>> =
             self.sessions.active().map(|s| (s.id, s.conn)).collect();
         self.subs.retain(|_, s| live.contains_key(&s.session));
-        let wall = self.clock.wall();
-        let mut data = if data.is_object() { data } else { json!({}) };
-        if let Some(m) = data.as_object_mut() {
-            m.entry("LocaleTime")
-                .or_insert_with(|| json!(format_time(wall.floor() as i64)));
-            m.entry("UTC").or_insert_with(|| json!(wall.floor()));
-            m.entry("RealUTC")
-                .or_insert_with(|| json!(wall.floor() as i64));
-        }
-        let index = self.event_index;
-        self.event_index += 1;
-        let entry = json!({"Action": action, "Code": code, "Data": data, "Index": index});
-        let mut out = Vec::new();
-        let notify = |conn: u64, id: &Value, session: u32| Push {
+        let wall = self.clock.wall().floor();
+        let entries: Vec<(String, Value)> = events
+            .iter()
+            .map(|(code, action, data)| {
+                let mut data = if data.is_object() {
+                    data.clone()
+                } else {
+                    json!({})
+                };
+                if let Some(m) = data.as_object_mut() {
+                    m.entry("LocaleTime")
+                        .or_insert_with(|| json!(format_time(wall as i64)));
+                    m.entry("UTC").or_insert_with(|| json!(wall));
+                    m.entry("RealUTC").or_insert_with(|| json!(wall as i64));
+                }
+                let index = self.event_index;
+                self.event_index += 1;
+                let entry = json!({"Action": action, "Code": code, "Data": data, "Index": index});
+                (code.clone(), entry)
+            })
+            .collect();
+        let notify = |conn: u64, id: &Value, session: u32, list: Vec<Value>| Push {
             conn,
             body: json!({"id": id, "method": "client.notifyEventStream",
-                         "params": {"SID": EVENT_SID, "eventList": [entry.clone()]},
+                         "params": {"SID": EVENT_SID, "eventList": list},
                          "session": session}),
             session,
             id: header_u32(id),
         };
+        let mut out = Vec::new();
         let mut last_id = json!(0);
         for (conn, s) in &self.subs {
             last_id = s.id.clone();
-            if s.codes.iter().any(|c| c == "All" || c == code) {
-                out.push(notify(*conn, &s.id, s.session));
+            let list: Vec<Value> = entries
+                .iter()
+                .filter(|(code, _)| s.codes.iter().any(|c| c == "All" || c == code))
+                .map(|(_, e)| e.clone())
+                .collect();
+            if !list.is_empty() {
+                out.push(notify(*conn, &s.id, s.session, list));
             }
         }
         if self.opts.push_on_control {
+            let all: Vec<Value> = entries.iter().map(|(_, e)| e.clone()).collect();
             for (sid, conn) in &live {
                 if let Some(c) = conn
                     && !self.subs.contains_key(c)
                 {
-                    out.push(notify(*c, &last_id, *sid));
+                    out.push(notify(*c, &last_id, *sid, all.clone()));
                 }
             }
         }
         out
+    }
+
+    /// Notifications for one event (see [`Device::events_notify`]).
+    pub fn event(&mut self, code: &str, action: &str, data: Value) -> Vec<Push> {
+        self.events_notify(&[(code.to_owned(), action.to_owned(), data)])
     }
 
     /// Forgets a closed connection (its DHIP sessions, subscriptions and header session).

@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod device;
+pub mod digest;
 pub mod files;
 pub mod options;
 pub mod ptz;
