@@ -313,6 +313,16 @@ impl Device {
         &self.sessions.policy().realm
     }
 
+    /// The administrator's name and current password.
+    pub fn admin(&self) -> (String, String) {
+        let name = self.opts.username.clone();
+        let pw = self
+            .users
+            .get(&name)
+            .map_or_else(|| self.opts.password.clone(), |u| u.password.clone());
+        (name, pw)
+    }
+
     /// The identity (serial, model…).
     pub fn identity(&self) -> &DeviceIdentity {
         &self.identity

@@ -69,7 +69,8 @@ pub struct FragmentReplies {
     pub model: FragmentModel,
     /// Number of packets (≥ 2).
     pub pieces: usize,
-    /// Binary data sent with the reply (PerPacketJson splits it over the packets).
+    /// Binary data sent with the reply, split over the packets (PerPacketJson only; the
+    /// DahuaConsole model carries no binary).
     pub data: Vec<u8>,
 }
 
