@@ -1098,3 +1098,26 @@ async fn snapshot_needs_digest_and_returns_a_jpeg() {
     assert_eq!(r.status, 200);
     assert!(r.body.starts_with(b"DHAV"));
 }
+
+#[tokio::test]
+async fn old_digest_devices_want_the_gen1_hash() {
+    let sim = DhipSim::start(DhipSimOptions {
+        encryption: sim::dhip::Encryption::OldDigest,
+        ..manual()
+    })
+    .await
+    .unwrap();
+    let mut c = Client::connect(sim.addr()).await;
+    let (realm, random, enc) = c.challenge("admin").await;
+    assert_eq!(enc, "OldDigest");
+    let default = framing::default_hash("admin", "admin54321", &realm, &random);
+    let r = c.stage2("admin", &default, &realm, &random).await;
+    assert_eq!(
+        r["error"]["code"],
+        json!(268_632_085),
+        "the Default hash is refused"
+    );
+    c.challenge("admin").await;
+    let r = c.stage2("admin", "04lnmDix", &realm, &random).await;
+    assert_eq!(r["result"], json!(true));
+}

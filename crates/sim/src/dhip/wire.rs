@@ -210,9 +210,29 @@ pub fn expected_password(
             "{u}:{random}:{}",
             md5u(&format!("{u}:{realm}:{p}"))
         ))),
+        Encryption::OldDigest => Some(gen1(p)),
+        Encryption::Basic => {
+            use base64::Engine;
+            Some(base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+        }
         Encryption::Plain => Some(p.to_owned()),
-        _ => None,
+        Encryption::Other(_) => None,
     }
+}
+
+/// The 8-character "gen1" (OldDigest) hash.
+fn gen1(p: &str) -> String {
+    let d = Md5::digest(p.as_bytes());
+    d.chunks(2)
+        .map(|pair| {
+            let v = ((u32::from(pair[0]) + u32::from(pair[1])) % 62) as u8;
+            char::from(match v {
+                0..=9 => b'0' + v,
+                10..=35 => b'A' + v - 10,
+                _ => b'a' + v - 36,
+            })
+        })
+        .collect()
 }
 
 pub fn is_discovery_probe(b: &[u8]) -> bool {
@@ -306,4 +326,41 @@ pub fn dhav_audio(channel: u8, seq: u32, utc: i64, ms: u16, alaw: &[u8]) -> Vec<
 
 pub fn dhav_aux(channel: u8, seq: u32, utc: i64, ms: u16, payload: &[u8]) -> Vec<u8> {
     packet(0xF1, channel, seq, utc, ms, &[], payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_6_4_vectors_hold() {
+        let d = expected_password(
+            &Encryption::Default,
+            "admin",
+            "admin54321",
+            "Login to FAKE",
+            "987654321",
+        );
+        assert_eq!(d.as_deref(), Some("EEC1CE3FAC638314E513BBF90A0B9D25"));
+        let d = expected_password(
+            &Encryption::Default,
+            "admin",
+            "admin",
+            "Login to ASI1201E",
+            "29757655",
+        );
+        assert_eq!(d.as_deref(), Some("8EF0CD0AEF844349F57C196712E351FC"));
+        for (pw, want) in [
+            ("admin", "6QNMIQGe"),
+            ("admin54321", "04lnmDix"),
+            ("123456", "nTBCS19C"),
+            ("", "tlJwpbo6"),
+        ] {
+            assert_eq!(gen1(pw), want);
+        }
+        assert_eq!(
+            expected_password(&Encryption::Other("X".into()), "a", "b", "c", "d"),
+            None
+        );
+    }
 }
