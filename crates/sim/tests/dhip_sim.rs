@@ -7,10 +7,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use sim::dhip::{
-    DhipSim, DhipSimOptions, EventFraming, FragmentModel, FragmentReplies, JsonLayout, UpgradeState,
+    DhipSim, DhipSimOptions, EventFraming, FragmentModel, FragmentReplies, JsonStyle, UpgradeState,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -20,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(5);
 /// The protocol crate's framing, as the test client uses it.
 #[path = "support/dhip_framing.rs"]
 mod framing;
-use framing::{Frame, FrameReader, frame};
+use framing::{Frame, FrameReader, frame, request};
 
 /// A DHIP connection: sends requests, reads frames.
 struct Client {
@@ -49,11 +48,7 @@ impl Client {
     async fn send(&mut self, method: &str, params: Value, data: &[u8]) -> u32 {
         self.next_id += 1;
         let id = self.next_id;
-        let mut req = json!({"method": method, "id": id, "params": params});
-        if self.session != 0 {
-            req["session"] = json!(self.session);
-        }
-        let bytes = frame(self.session, id, req.to_string().as_bytes(), data);
+        let bytes = request(self.session, id, method, params, None, data);
         self.send_raw(&bytes).await;
         id
     }
@@ -373,12 +368,13 @@ async fn ptz_moves_over_time_and_returns_to_a_preset() {
     let inst = c.call("ptz.factory.instance", json!({"channel":0})).await;
     let object = inst["result"].as_u64().unwrap();
     c.next_id += 1;
-    let req = json!({"method":"ptz.start","id":c.next_id,"session":c.session,"object":object,
-                     "params":{"code":"GotoPreset","arg1":0,"arg2":3,"arg3":0}});
-    c.send_raw(&frame(
+    let params = json!({"code":"GotoPreset","arg1":0,"arg2":3,"arg3":0});
+    c.send_raw(&request(
         c.session,
         c.next_id,
-        req.to_string().as_bytes(),
+        "ptz.start",
+        params,
+        Some(object),
         &[],
     ))
     .await;
@@ -471,9 +467,7 @@ async fn media_file_find_hands_out_batches_then_nothing() {
     let object = c.call("mediaFileFind.factory.create", json!({})).await["result"].clone();
     let obj_call = |method: &str, params: Value, c: &mut Client| {
         c.next_id += 1;
-        let req = json!({"method":method,"id":c.next_id,"session":c.session,
-                         "object":object,"params":params});
-        frame(c.session, c.next_id, req.to_string().as_bytes(), &[])
+        request(c.session, c.next_id, method, params, object.as_u64(), &[])
     };
     let cond = json!({"condition":{"Channel":0,"Types":["dav"],"Order":"Ascent",
         "Flags":["Timing","Event","Manual","Marker"],
@@ -506,12 +500,13 @@ async fn media_file_find_hands_out_batches_then_nothing() {
 
     let none = c.call("mediaFileFind.factory.create", json!({})).await["result"].clone();
     c.next_id += 1;
-    let req = json!({"method":"mediaFileFind.findFile","id":c.next_id,"session":c.session,
-                     "object":none,"params":{"condition":{"Channel":7}}});
-    c.send_raw(&frame(
+    let params = json!({"condition":{"Channel":7}});
+    c.send_raw(&request(
         c.session,
         c.next_id,
-        req.to_string().as_bytes(),
+        "mediaFileFind.findFile",
+        params,
+        none.as_u64(),
         &[],
     ))
     .await;
@@ -684,7 +679,7 @@ async fn bad_magic_and_legacy_bytes_get_no_answer() {
 #[tokio::test]
 async fn replies_follow_the_output_style_and_fragment_models() {
     let sim = DhipSim::start(DhipSimOptions {
-        json: JsonLayout::Spaced,
+        json: JsonStyle::Spaced,
         trailing_newline: true,
         ..manual()
     })
@@ -1038,23 +1033,9 @@ async fn recorded_files_download_with_the_cookie_only() {
     assert_eq!(r.status, 404);
 }
 
-fn md5_hex(s: &str) -> String {
-    hex::encode(Md5::digest(s.as_bytes()))
-}
-
 fn digest_header(www: &str, user: &str, pw: &str, uri: &str) -> String {
-    let field = |k: &str| {
-        let i = www.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
-        www[i..i + www[i..].find('"').unwrap()].to_owned()
-    };
-    let (realm, nonce) = (field("realm"), field("nonce"));
-    let ha1 = md5_hex(&format!("{user}:{realm}:{pw}"));
-    let ha2 = md5_hex(&format!("GET:{uri}"));
-    let resp = md5_hex(&format!("{ha1}:{nonce}:00000001:0a4f113b:auth:{ha2}"));
-    format!(
-        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
-         qop=auth, nc=00000001, cnonce=\"0a4f113b\", response=\"{resp}\""
-    )
+    let ch = dhip::digest::Challenge::parse(www).expect("a Digest challenge");
+    ch.authorization(user, pw, "GET", uri, 1, "0a4f113b")
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dhip::dhav::PackedDate;
+
 /// 2024-05-06 07:08:09 UTC, the default wall-clock start (the DHAV vector's date).
 pub const DEFAULT_START_UTC: i64 = 1_714_979_289;
 
@@ -71,115 +73,48 @@ impl SimClock {
     }
 }
 
-/// Calendar fields of a unix time (UTC; the device shows it as local time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Civil {
-    /// Year, e.g. 2024.
-    pub year: i64,
-    /// 1..=12.
-    pub month: u32,
-    /// 1..=31.
-    pub day: u32,
-    /// 0..=23.
-    pub hour: u32,
-    /// 0..=59.
-    pub minute: u32,
-    /// 0..=59.
-    pub second: u32,
-}
-
-impl Civil {
-    /// The calendar fields of `utc` (unix seconds).
-    pub fn from_unix(utc: i64) -> Civil {
-        let days = utc.div_euclid(86_400);
-        let secs = utc.rem_euclid(86_400);
-        // Days-to-civil (proleptic Gregorian), era-based.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        Civil {
-            year,
-            month,
-            day,
-            hour: (secs / 3600) as u32,
-            minute: (secs / 60 % 60) as u32,
-            second: (secs % 60) as u32,
-        }
-    }
-
-    /// Unix seconds of these fields.
-    pub fn to_unix(&self) -> i64 {
-        let y = self.year - i64::from(self.month <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let m = i64::from(self.month);
-        let mp = if m > 2 { m - 3 } else { m + 9 };
-        let doy = (153 * mp + 2) / 5 + i64::from(self.day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        days * 86_400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second)
-    }
-
-    /// Parses Dahua's `YYYY-MM-DD HH:MM:SS`; `None` for anything else.
-    pub fn parse(s: &str) -> Option<Civil> {
-        let b = s.as_bytes();
-        if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
-            return None;
-        }
-        if b[16] != b':' {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            let t = s.get(r)?;
-            if !t.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            t.parse().ok()
-        };
-        let c = Civil {
-            year: i64::from(num(0..4)?),
-            month: num(5..7)?,
-            day: num(8..10)?,
-            hour: num(11..13)?,
-            minute: num(14..16)?,
-            second: num(17..19)?,
-        };
-        let ok = (1..=12).contains(&c.month)
-            && (1..=31).contains(&c.day)
-            && c.hour < 24
-            && c.minute < 60
-            && c.second < 60;
-        ok.then_some(c)
-    }
-}
-
-impl std::fmt::Display for Civil {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        )
-    }
-}
-
-/// Dahua's `YYYY-MM-DD HH:MM:SS` for unix seconds.
+/// Dahua's `YYYY-MM-DD HH:MM:SS` for unix seconds (UTC; the device shows it as local time;
+/// years outside the DHAV date's 2000–2063 are clamped).
 pub fn format_time(utc: i64) -> String {
-    Civil::from_unix(utc).to_string()
+    let d = PackedDate::from_unix(utc);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        d.year, d.month, d.day, d.hour, d.minute, d.second
+    )
 }
 
-/// Unix seconds of a Dahua `YYYY-MM-DD HH:MM:SS` string.
+/// Unix seconds of a Dahua `YYYY-MM-DD HH:MM:SS` string; `None` for anything else, and
+/// for years outside 2000–2063 (what the DHAV date carries).
 pub fn parse_time(s: &str) -> Option<i64> {
-    Civil::parse(s).map(|c| c.to_unix())
+    let b = s.as_bytes();
+    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u16> {
+        let t = s.get(r)?;
+        if !t.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let d = PackedDate {
+        year: num(0..4)?,
+        month: num(5..7)? as u8,
+        day: num(8..10)? as u8,
+        hour: num(11..13)? as u8,
+        minute: num(14..16)? as u8,
+        second: num(17..19)? as u8,
+    };
+    let ok = (2000..=2063).contains(&d.year)
+        && (1..=12).contains(&d.month)
+        && (1..=31).contains(&d.day)
+        && d.hour < 24
+        && d.minute < 60
+        && d.second < 60;
+    ok.then(|| d.to_unix())
 }
 
 #[cfg(test)]
@@ -187,10 +122,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_round_trips_the_default_start() {
-        let c = Civil::from_unix(DEFAULT_START_UTC);
-        assert_eq!(c.to_string(), "2024-05-06 07:08:09");
-        assert_eq!(c.to_unix(), DEFAULT_START_UTC);
+    fn times_round_trip_the_default_start() {
+        assert_eq!(format_time(DEFAULT_START_UTC), "2024-05-06 07:08:09");
+        assert_eq!(parse_time("2024-05-06 07:08:09"), Some(DEFAULT_START_UTC));
         assert_eq!(parse_time("2025-02-17 23:07:07"), Some(1_739_833_627));
         assert_eq!(format_time(1_739_833_627), "2025-02-17 23:07:07");
     }
@@ -202,6 +136,7 @@ mod tests {
             "2024-13-01 00:00:00",
             "2024-05-06T07:08:09",
             "2024-05-06 7:08:09",
+            "1999-12-31 23:59:59",
         ] {
             assert_eq!(parse_time(s), None, "{s}");
         }

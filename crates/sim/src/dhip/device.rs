@@ -20,15 +20,10 @@ use super::options::{DhipSimOptions, TimeStyle, UnknownMethod, VendorKey};
 use super::ptz::{Ptz, PtzSnapshot};
 use super::record::RequestRecord;
 use super::rpc::{Effect, Outcome, RpcError, RpcResult, as_u64, codes, param_str};
-use super::sessions::{
-    Caller, Encryption, ExpectedPassword, Session, SessionPolicy, Sessions, Transport,
-};
+use super::sessions::{Caller, Session, SessionPolicy, Sessions, Transport};
 use super::state::{ConfigStore, DeviceIdentity};
 use super::upgrader::{Upgrader, UpgraderSnapshot};
 use super::users::{User, Users};
-
-/// Computes the stage-2 password a scheme requires: (scheme, user, password, realm, random).
-pub type PasswordRule = Box<dyn Fn(&Encryption, &str, &str, &str, &str) -> Option<String> + Send>;
 
 /// The SID every event subscription gets (as on real devices).
 pub const EVENT_SID: u64 = 513;
@@ -249,7 +244,6 @@ pub struct Device {
     conn_session: HashMap<u64, u32>,
     overrides: BTreeMap<String, (i64, Option<String>)>,
     log: Vec<RequestRecord>,
-    expected: PasswordRule,
     content: Arc<dyn FileContent>,
     event_index: u64,
 }
@@ -259,12 +253,10 @@ fn header_u32(v: &Value) -> u32 {
 }
 
 impl Device {
-    /// A device at factory state. `expected` computes the stage-2 password a scheme
-    /// requires; `content` generates recorded files.
+    /// A device at factory state; `content` generates recorded files.
     pub fn new(
         opts: Arc<DhipSimOptions>,
         clock: SimClock,
-        expected: PasswordRule,
         content: Arc<dyn FileContent>,
     ) -> Device {
         let mut rng = StdRng::seed_from_u64(opts.seed);
@@ -300,7 +292,6 @@ impl Device {
             conn_session: HashMap::new(),
             overrides: opts.error_overrides.clone(),
             log: Vec::new(),
-            expected,
             content,
             identity,
             event_index: 0,
@@ -412,13 +403,11 @@ impl Device {
                 let params = req.get("params").cloned().unwrap_or(Value::Null);
                 let now = self.now();
                 let wall = self.wall_string();
-                let expected: ExpectedPassword<'_> = &*self.expected;
                 let r = self.sessions.login(
                     &params,
                     named,
                     &inc.caller,
                     &self.users,
-                    expected,
                     &mut self.rng,
                     now,
                     &wall,
@@ -431,7 +420,7 @@ impl Device {
                 }
                 let mut o = r.outcome;
                 if o.error.as_ref().is_some_and(|e| {
-                    e.code == codes::BAD_CREDENTIALS || e.code == codes::ACCOUNT_LOCKED
+                    e.code == codes::WRONG_PASSWORD || e.code == codes::ACCOUNT_LOCKED
                 }) && self.opts.close_on_wrong_password
                     && inc.caller.transport == Transport::Dhip
                 {
@@ -1079,11 +1068,6 @@ mod tests {
         }
     }
 
-    /// A stand-in scheme: `user/random/password` (the real hash is tested end to end).
-    fn expected(_: &Encryption, u: &str, p: &str, _: &str, r: &str) -> Option<String> {
-        Some(format!("{u}/{r}/{p}"))
-    }
-
     struct T {
         d: Device,
         session: u32,
@@ -1105,7 +1089,7 @@ mod tests {
                 ..opts
             });
             let clock = SimClock::new(false, opts.start_utc);
-            let d = Device::new(opts, clock, Box::new(expected), Arc::new(NoFiles));
+            let d = Device::new(opts, clock, Arc::new(NoFiles));
             let mut t = T {
                 d,
                 session: 0,
@@ -1130,12 +1114,15 @@ mod tests {
                 conn,
                 json!({"method":"global.login","id":1,"params":{"userName":"admin","password":""}}),
             );
-            let random = c.reply["params"]["random"].as_str().unwrap().to_owned();
+            let p = &c.reply["params"];
+            let (realm, random) = (p["realm"].as_str(), p["random"].as_str());
+            let hash =
+                dhip::auth::default_hash("admin", "admin54321", realm.unwrap(), random.unwrap());
             let s = c.reply["session"].clone();
             let ok = self.raw(
                 conn,
                 json!({"method":"global.login","id":2,"session":s,
-                "params":{"userName":"admin","password":format!("admin/{random}/admin54321")}}),
+                "params":{"userName":"admin","password":hash}}),
             );
             assert_eq!(ok.reply["result"], json!(true), "{ok:?}");
             self.session = header_u32(&s);
@@ -1207,10 +1194,10 @@ mod tests {
         );
         assert_eq!(
             t.call("ptz.getStatus", json!({}))["error"]["code"],
-            codes::INVALID_REQUEST
+            codes::OBJECT_MISSING
         );
         let r = t.call("mediaFileFind.findFile", json!({"condition":{}}));
-        assert_eq!(r["error"]["code"], codes::INVALID_REQUEST);
+        assert_eq!(r["error"]["code"], codes::OBJECT_MISSING);
         let f = t.call("mediaFileFind.factory.create", json!({}))["result"].clone();
         let r = t.call_obj(
             "mediaFileFind.findFile",
@@ -1230,7 +1217,7 @@ mod tests {
             true
         );
         let r = t.call_obj("mediaFileFind.findNextFile", json!({"count":10}), Some(f));
-        assert_eq!(r["error"]["code"], codes::INVALID_REQUEST);
+        assert_eq!(r["error"]["code"], codes::OBJECT_MISSING);
     }
 
     #[test]

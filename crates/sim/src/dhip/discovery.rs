@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
+use dhip::frame::Terminator;
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tracing::debug;
 
 use super::net::Shared;
-use super::wire;
 
 /// The `deviceInfo` object for a device whose DHIP and HTTP ports are given.
 pub fn device_info(shared: &Shared, port: u16, http_port: u16) -> Value {
@@ -40,15 +40,16 @@ pub async fn serve(socket: UdpSocket, shared: Arc<Shared>, port: u16, http_port:
                 continue;
             }
         };
-        if !shared.is_up() || !wire::is_discovery_probe(&buf[..n]) {
+        if !shared.is_up() || !dhip::discovery::is_probe(&buf[..n]) {
             continue;
         }
         let mac = shared.device().identity().mac.clone();
-        let body = json!({
-            "mac": mac, "method": "client.notifyDevInfo",
-            "params": {"deviceInfo": device_info(&shared, port, http_port)},
-        });
-        let reply = wire::discovery_reply(&shared.opts, &body);
+        let term = if shared.opts.discovery_nul {
+            Terminator::Nul
+        } else {
+            Terminator::None
+        };
+        let reply = dhip::discovery::reply(&device_info(&shared, port, http_port), &mac, term);
         for _ in 0..shared.opts.discovery_copies.max(1) {
             if let Err(e) = socket.send_to(&reply, from).await {
                 debug!(%from, "dhip sim discovery: reply failed: {e}");

@@ -436,7 +436,8 @@ impl Http {
         let mut live = self.shared.media.live(stream.channel, stream.subtype);
         let start = tokio::time::Instant::now();
         loop {
-            let (bytes, due) = live.next_chunk();
+            let mut bytes = bytes::BytesMut::new();
+            let due = live.next_chunk(&mut bytes);
             tokio::select! {
                 _ = tokio::time::sleep_until(start + due) => {}
                 cmd = rx.recv() => if !matches!(cmd, Some(ConnCmd::Write(_))) { return Ok(()) },

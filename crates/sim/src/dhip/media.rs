@@ -7,14 +7,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use dhip::dhav::{
+    AudioCodec, PackedDate, PacketSpec, PacketType, VideoCodec, audio_ext, video_ext, write_packet,
+};
 use media::G711Law;
 use media::codec::nal::avc_to_annexb_into;
 
 use super::clock::SimClock;
 use super::device::FileContent;
 use super::files::FileFixture;
-use super::wire;
 use crate::testsrc::g711tone::ToneGenerator;
 use crate::testsrc::h264::H264Encoder;
 use crate::testsrc::jpeg::JpegPatternEncoder;
@@ -68,49 +70,52 @@ impl DhavStream {
         }
     }
 
-    /// The packets of the next frame period (video, then audio, then aux once a second) and
-    /// when, from the stream start, they are due.
-    pub fn next_chunk(&mut self) -> (Vec<u8>, Duration) {
+    /// Appends the packets of the next frame period (video, then audio, then aux once a
+    /// second) to `out`, and returns when, from the stream start, they are due.
+    pub fn next_chunk(&mut self, out: &mut BytesMut) -> Duration {
         let n = self.frame_no;
         let offset = Duration::from_secs_f64(n as f64 / f64::from(self.fps));
         let wall = self.start_utc + offset.as_secs_f64();
         let when = UNIX_EPOCH + Duration::from_secs_f64(wall.max(0.0));
-        let utc = wall.floor() as i64;
+        let date = PackedDate::from_unix(wall.floor() as i64);
         let ms = (offset.as_millis() & 0xFFFF) as u16;
         let pic = self.pattern.render(n, when);
         let frame = self.enc.encode(pic);
         let mut annexb = Vec::with_capacity(frame.data.len() + 16);
         avc_to_annexb_into(&frame.data, &mut annexb);
-        self.seq = self.seq.wrapping_add(1);
-        let mut out = wire::dhav_video(&wire::VideoPacket {
-            channel: self.channel,
-            seq: self.seq,
-            keyframe: frame.keyframe,
-            utc,
-            ms,
-            width: self.size.0 as u16,
-            height: self.size.1 as u16,
-            fps: self.fps as u8,
-            annexb: &annexb,
-        });
+        let mut packet = |kind, ext: &[u8], payload: &[u8]| {
+            self.seq = self.seq.wrapping_add(1);
+            let spec = PacketSpec {
+                kind,
+                channel: self.channel,
+                frame_number: self.seq,
+                date,
+                ms,
+                ext,
+                payload,
+            };
+            write_packet(&spec, out);
+        };
+        let (w, h) = (self.size.0 as u16, self.size.1 as u16);
+        if frame.keyframe {
+            let ext = video_ext(VideoCodec::H264(2), w, h, self.fps as u8);
+            packet(PacketType::VideoKey, &ext, &annexb);
+        } else {
+            packet(PacketType::VideoP, &[], &annexb);
+        }
         if let Some(t) = &mut self.tone {
             let a = t.next_frame();
-            self.seq = self.seq.wrapping_add(1);
-            out.extend(wire::dhav_audio(self.channel, self.seq, utc, ms, &a));
+            packet(PacketType::Audio, &audio_ext(AudioCodec::Alaw, 1, 8000), &a);
         }
         if self.aux && n.is_multiple_of(u64::from(self.fps)) {
-            self.seq = self.seq.wrapping_add(1);
-            let payload = format!("{{\"frame\":{n}}}");
-            out.extend(wire::dhav_aux(
-                self.channel,
-                self.seq,
-                utc,
-                ms,
-                payload.as_bytes(),
-            ));
+            packet(
+                PacketType::Aux,
+                &[],
+                format!("{{\"frame\":{n}}}").as_bytes(),
+            );
         }
         self.frame_no += 1;
-        (out, offset)
+        offset
     }
 }
 
@@ -190,11 +195,11 @@ impl Media {
             false,
             start,
         );
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         for _ in 0..self.clip_secs * FILE_FPS {
-            out.extend(s.next_chunk().0);
+            s.next_chunk(&mut out);
         }
-        Bytes::from(out)
+        out.freeze()
     }
 
     /// The bytes of a recorded file.

@@ -8,9 +8,8 @@
 //! never joins a multicast group. All tasks stop when the [`DhipSim`] is dropped.
 //!
 //! Inside: `options` (every knob), `server` (DHIP TCP), `http` (RPC2, RPC_Loadfile, CGI),
-//! `discovery` (UDP), `media` (DHAV and JPEG), `wire` (the protocol crate's framing, hash and
-//! DHAV writer as the simulator uses them), `net` (connections and power state), `digest`
-//! (HTTP Digest), `device` (one request in, one reply out; routing, objects,
+//! `discovery` (UDP), `media` (DHAV and JPEG), `net` (connections, power state and reply
+//! framing), `digest` (HTTP Digest nonces), `device` (one request in, one reply out; routing, objects,
 //! subscriptions, overrides), `sessions` (login and session lifecycle), `state` (identity and
 //! config tables), `users`, `ptz`, `files` (mediaFileFind), `upgrader`, `clock` (injectable
 //! time), `rpc` (outcomes and error codes) and `record` (the request log).
@@ -32,17 +31,18 @@ pub mod sessions;
 pub mod state;
 pub mod upgrader;
 pub mod users;
-pub mod wire;
 
 pub use device::{DeviceSnapshot, EVENT_SID};
+pub use dhip::auth::Encryption;
+pub use dhip::envelope::JsonStyle;
+pub use dhip::frame::FragmentModel;
 pub use files::FileFixture;
 pub use options::{
-    DhipSimOptions, FragmentModel, FragmentReplies, HttpSession, JsonLayout, TimeStyle,
-    UnknownMethod, VendorKey,
+    DhipSimOptions, FragmentReplies, HttpSession, TimeStyle, UnknownMethod, VendorKey,
 };
 pub use ptz::{PtzPolicy, PtzSnapshot, StatusKey};
 pub use record::RequestRecord;
-pub use sessions::{Encryption, Session, Transport};
+pub use sessions::{Session, Transport};
 pub use state::DeviceIdentity;
 pub use upgrader::{UpgradeState, UpgraderSnapshot};
 pub use users::User;
@@ -137,12 +137,7 @@ impl DhipSim {
             opts.file_clip_secs,
             clock.clone(),
         ));
-        let device = Device::new(
-            opts.clone(),
-            clock.clone(),
-            Box::new(wire::expected_password),
-            media.clone(),
-        );
+        let device = Device::new(opts.clone(), clock.clone(), media.clone());
         let shared = Arc::new(Shared::new(device, opts.clone(), clock, media));
         let listener = TcpListener::bind(loopback(opts.port))
             .await

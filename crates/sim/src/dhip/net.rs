@@ -1,19 +1,22 @@
 //! What the network servers share: the device behind a lock, the live connections (so
-//! notifications, kills and reboots can reach them), and the device's up/down state.
+//! notifications, kills and reboots can reach them), the device's up/down state, and how
+//! its DHIP messages are framed (the protocol crate's encoders in the configured style).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use bytes::BytesMut;
+use dhip::frame::{Terminator, encode_fragmented, encode_with};
+use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::clock::SimClock;
 use super::device::{Device, Push};
 use super::media::Media;
-use super::options::DhipSimOptions;
+use super::options::{DhipSimOptions, FragmentReplies};
 use super::sessions::Transport;
-use super::wire;
 
 /// Something for a connection's writer to do.
 #[derive(Debug)]
@@ -151,15 +154,58 @@ impl Shared {
         }
     }
 
+    /// The terminator after every DHIP message's JSON.
+    fn terminator(&self) -> Terminator {
+        if self.opts.trailing_newline {
+            Terminator::Newline
+        } else {
+            Terminator::None
+        }
+    }
+
+    /// Appends `body` as one DHIP packet in the configured JSON style and terminator.
+    pub fn encode(&self, session: u32, id: u32, body: &Value, out: &mut Vec<u8>) {
+        let mut b = BytesMut::new();
+        let json = self.opts.json.render(body);
+        encode_with(session, id, &json, self.terminator(), &[], &mut b);
+        out.extend_from_slice(&b);
+    }
+
+    /// `body` split into packets as `f` says (at least two), the terminator inside the JSON.
+    pub fn encode_fragmented(
+        &self,
+        session: u32,
+        id: u32,
+        body: &Value,
+        f: &FragmentReplies,
+    ) -> Vec<u8> {
+        let mut json = self.opts.json.render(body);
+        if self.opts.trailing_newline {
+            json.push(b'\n');
+        }
+        let mut b = BytesMut::new();
+        encode_fragmented(
+            session,
+            id,
+            &json,
+            &f.data,
+            f.model,
+            f.pieces.max(2),
+            &mut b,
+        );
+        b.to_vec()
+    }
+
     /// Delivers notifications: all frames for one connection go out in one write.
     pub fn deliver(&self, pushes: Vec<Push>) {
         let mut per_conn: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         for p in pushes {
-            let bytes = wire::encode_json(&self.opts, p.session, p.id, &p.body, &[]);
-            per_conn
-                .entry(p.conn)
-                .or_default()
-                .extend_from_slice(&bytes);
+            self.encode(
+                p.session,
+                p.id,
+                &p.body,
+                per_conn.entry(p.conn).or_default(),
+            );
         }
         for (conn, bytes) in per_conn {
             self.send(conn, bytes);

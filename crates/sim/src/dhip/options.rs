@@ -5,9 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dhip::auth::Encryption;
+use dhip::envelope::JsonStyle;
+use dhip::frame::FragmentModel;
+
 use super::files::FileFixture;
 use super::ptz::PtzPolicy;
-use super::sessions::Encryption;
 use super::state::DeviceIdentity;
 
 /// What an unknown method gets.
@@ -38,26 +41,6 @@ pub enum VendorKey {
     Lower,
     /// `params.Vendor` (ipcmanview).
     Upper,
-}
-
-/// How DHIP replies are laid out on the wire.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum JsonLayout {
-    /// `{"id":1,"result":true}` (VTO2311R).
-    #[default]
-    Compact,
-    /// `{ "id": 1, "result": true }` (ASI1201E).
-    Spaced,
-}
-
-/// How a chosen method's replies are split into several DHIP packets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FragmentModel {
-    /// python-dhip: every packet has its own JSON (`{"id":N}` after the first) plus a data
-    /// chunk; packageIndex counts up.
-    PerPacketJson,
-    /// DahuaConsole: `messageLength` is the total, continuation packets are raw bytes.
-    TotalLength,
 }
 
 /// Split the replies to `method` into `pieces` packets.
@@ -137,7 +120,7 @@ pub struct DhipSimOptions {
     /// Per-method errors injected from the start (method → (code, message)).
     pub error_overrides: BTreeMap<String, (i64, Option<String>)>,
     /// Reply JSON layout.
-    pub json: JsonLayout,
+    pub json: JsonStyle,
     /// End every DHIP reply with a `\n` counted in the lengths (VTO style).
     pub trailing_newline: bool,
     /// Split one method's replies into fragments.
@@ -202,7 +185,7 @@ impl Default for DhipSimOptions {
             ptz: PtzPolicy::default(),
             ptz_requires_object: false,
             error_overrides: BTreeMap::new(),
-            json: JsonLayout::Compact,
+            json: JsonStyle::Compact,
             trailing_newline: false,
             fragment: None,
             push_on_control: false,

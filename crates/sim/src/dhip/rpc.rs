@@ -1,6 +1,10 @@
 //! What a method handler returns: a result value with optional params, or an RPC error, plus
 //! the side effects the network layer must carry out (close, reboot, subscriptions).
 
+/// Error codes the simulator sends (see §2.5 of the protocol notes).
+pub use dhip::codes;
+/// A number sent as an integer, a float with no fraction, or a decimal string.
+pub use dhip::envelope::as_u64_lenient as as_u64;
 use serde_json::{Map, Value, json};
 
 /// An RPC error as the device reports it: `{"code": …, "message": …}`.
@@ -42,7 +46,7 @@ impl RpcError {
 
     /// The request needs an `object` it does not carry (or one that does not exist).
     pub fn no_object() -> Self {
-        RpcError::new(codes::INVALID_REQUEST, "Component pointer failed!")
+        RpcError::new(codes::OBJECT_MISSING, "Component pointer failed!")
     }
 
     /// Firmware's catch-all.
@@ -60,7 +64,7 @@ impl RpcError {
 
     /// `Authority:check failure.`.
     pub fn no_authority() -> Self {
-        RpcError::new(codes::AUTHORITY, "Authority:check failure.")
+        RpcError::new(codes::AUTHORITY_CHECK, "Authority:check failure.")
     }
 
     /// The JSON `error` object.
@@ -72,38 +76,6 @@ impl RpcError {
         }
         Value::Object(e)
     }
-}
-
-/// Error codes the simulator sends (see §2.5 of the protocol notes).
-pub mod codes {
-    /// Login challenge (expected stage-1 answer).
-    pub const LOGIN_CHALLENGE: i64 = 268_632_079;
-    /// Account locked after too many failures.
-    pub const ACCOUNT_LOCKED: i64 = 268_632_081;
-    /// Wrong user name or password.
-    pub const BAD_CREDENTIALS: i64 = 268_632_085;
-    /// Request could not be parsed.
-    pub const PARSE_ERROR: i64 = 268_894_208;
-    /// Invalid request / component pointer failed (`object` missing).
-    pub const INVALID_REQUEST: i64 = 268_894_209;
-    /// Method not found (firmware style).
-    pub const METHOD_NOT_FOUND: i64 = 268_894_210;
-    /// Request invalid param.
-    pub const INVALID_PARAM: i64 = 268_894_211;
-    /// Unknown error (not set in service).
-    pub const UNKNOWN_ERROR: i64 = 268_959_743;
-    /// Authority check failure.
-    pub const AUTHORITY: i64 = 285_278_249;
-    /// No data (empty search); also "account does not exist".
-    pub const NO_DATA: i64 = 285_409_284;
-    /// Account already exists.
-    pub const ACCOUNT_EXISTS: i64 = 285_409_285;
-    /// Group does not exist.
-    pub const NO_GROUP: i64 = 285_409_296;
-    /// Invalid session.
-    pub const INVALID_SESSION: i64 = 287_637_505;
-    /// python-dhip's fake-server "Method not allowed".
-    pub const METHOD_NOT_ALLOWED: i64 = 405;
 }
 
 /// Something the network layer must do after sending a reply.
@@ -209,27 +181,9 @@ pub fn param_u64(params: &Value, key: &str) -> Result<u64, RpcError> {
         .ok_or_else(RpcError::invalid_param)
 }
 
-/// A number sent as an integer, a float with no fraction, or a decimal string.
-pub fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// A number sent as an integer, a float or a decimal string.
 pub fn as_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .filter(|f: &f64| f.is_finite())
+    dhip::envelope::as_f64_lenient(v).filter(|f| f.is_finite())
 }
 
 /// A required string parameter.
@@ -247,7 +201,7 @@ mod tests {
     #[test]
     fn an_error_outcome_keeps_its_params_and_session() {
         let e =
-            RpcError::new(codes::BAD_CREDENTIALS, "x").with_params(json!({"remainLoginTimes": 2}));
+            RpcError::new(codes::WRONG_PASSWORD, "x").with_params(json!({"remainLoginTimes": 2}));
         let v = Outcome::error(e).to_json(&json!(5), Some(json!(7)));
         assert_eq!(
             v,

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use dhip::frame::{Decoder, Message};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,7 +17,6 @@ use super::device::Incoming;
 use super::net::{ConnCmd, Shared};
 use super::rpc::Effect;
 use super::sessions::{Caller, Transport};
-use super::wire;
 
 /// Accepts DHIP connections until the task is aborted.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -69,7 +69,7 @@ async fn connection(
         }
         let _ = wr.shutdown().await;
     });
-    let mut reader = wire::Reader::new();
+    let mut reader = Decoder::default();
     let mut buf = vec![0u8; 64 * 1024];
     'conn: loop {
         let n = tokio::select! {
@@ -106,10 +106,10 @@ async fn closed(writer: &tokio::task::JoinHandle<()>) {
 }
 
 /// Handles one message; false when the connection must close.
-fn handle(shared: &Arc<Shared>, conn: u64, peer: SocketAddr, msg: wire::Message) -> bool {
-    let req: Value = match serde_json::from_slice(wire::trim_json(&msg.json)) {
+fn handle(shared: &Arc<Shared>, conn: u64, peer: SocketAddr, msg: Message) -> bool {
+    let req: Value = match serde_json::from_slice(&msg.json) {
         Ok(v) => v,
-        Err(_) => json!({"id": msg.id}),
+        Err(_) => json!({"id": msg.request_id}),
     };
     let handled = shared.device().handle(Incoming {
         caller: Caller {
@@ -118,25 +118,20 @@ fn handle(shared: &Arc<Shared>, conn: u64, peer: SocketAddr, msg: wire::Message)
             addr: peer.to_string(),
         },
         req: &req,
-        header: Some((msg.session, msg.id)),
+        header: Some((msg.session, msg.request_id)),
         binary: &msg.data,
         cookie_session: None,
     });
+    let (session, id) = (handled.header_session, handled.header_id);
     let bytes = match &shared.opts.fragment {
-        Some(f) if f.method == handled.method => wire::encode_fragmented(
-            &shared.opts,
-            handled.header_session,
-            handled.header_id,
-            &handled.reply,
-            f,
-        ),
-        _ => wire::encode_json(
-            &shared.opts,
-            handled.header_session,
-            handled.header_id,
-            &handled.reply,
-            &[],
-        ),
+        Some(f) if f.method == handled.method => {
+            shared.encode_fragmented(session, id, &handled.reply, f)
+        }
+        _ => {
+            let mut out = Vec::new();
+            shared.encode(session, id, &handled.reply, &mut out);
+            out
+        }
     };
     shared.send(conn, bytes);
     shared.deliver(handled.pushes);

@@ -1,7 +1,7 @@
 //! Logins and sessions: the two-stage challenge/response login with a fresh session number
 //! per challenge, the wrong-password countdown and lockout, keep-alive expiry on the
-//! simulator clock, logout, and the list of active users. The password check itself is
-//! passed in (it is the protocol crate's hash); nothing here honours `clientType` or
+//! simulator clock, logout, and the list of active users. The password check is the
+//! protocol crate's (`dhip::auth::verify`); nothing here honours `clientType` or
 //! `loginType` (no NetKeyboard or Loopback bypass).
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,36 +12,9 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use dhip::auth::Encryption;
+
 use super::rpc::{Outcome, RpcError, codes};
-
-/// The password scheme a device announces in its challenge (`encryption`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Encryption {
-    /// `MD5U(user:random:MD5U(user:realm:pwd))`.
-    #[default]
-    Default,
-    /// The 8-character "gen1" hash of the password.
-    OldDigest,
-    /// `base64(user:pwd)`.
-    Basic,
-    /// The password in clear.
-    Plain,
-    /// Any other name: no password is accepted (tests that clients refuse it).
-    Other(String),
-}
-
-impl Encryption {
-    /// The name in the challenge.
-    pub fn name(&self) -> &str {
-        match self {
-            Encryption::Default => "Default",
-            Encryption::OldDigest => "OldDigest",
-            Encryption::Basic => "Basic",
-            Encryption::Plain => "Plain",
-            Encryption::Other(s) => s,
-        }
-    }
-}
 
 /// Login and session rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,9 +102,6 @@ pub struct Caller {
     pub addr: String,
 }
 
-/// Computes what the stage-2 `password` must be for (scheme, user, password, realm, random).
-pub type ExpectedPassword<'a> = &'a dyn Fn(&Encryption, &str, &str, &str, &str) -> Option<String>;
-
 /// The session table and the per-user failure counters.
 #[derive(Debug)]
 pub struct Sessions {
@@ -142,7 +112,7 @@ pub struct Sessions {
 
 fn bad_credentials(remain_times: u32, remain_lock: u64) -> RpcError {
     RpcError::new(
-        codes::BAD_CREDENTIALS,
+        codes::WRONG_PASSWORD,
         "Component error: User or password not valid!",
     )
     .with_params(json!({"remainLockSecond": remain_lock, "remainLoginTimes": remain_times}))
@@ -204,7 +174,6 @@ impl Sessions {
         session: Option<u32>,
         caller: &Caller,
         users: &super::users::Users,
-        expected: ExpectedPassword<'_>,
         rng: &mut StdRng,
         now: Duration,
         wall: &str,
@@ -240,19 +209,15 @@ impl Sessions {
             *entry = (0, None);
         }
         let good = users.get(&name).is_some_and(|u| {
-            expected(
+            dhip::auth::verify(
                 &self.policy.encryption,
                 &name,
                 &u.password,
                 &self.policy.realm,
                 &random,
+                password,
+                self.policy.accept_lowercase,
             )
-            .is_some_and(|want| {
-                want == password
-                    || (self.policy.accept_lowercase
-                        && self.policy.encryption == Encryption::Default
-                        && want.eq_ignore_ascii_case(password))
-            })
         });
         if !good {
             self.map.remove(&id);
@@ -427,11 +392,6 @@ mod tests {
     use crate::dhip::users::Users;
     use rand::SeedableRng;
 
-    /// A stand-in scheme for these unit tests: `user/random/password`.
-    fn expected(_: &Encryption, u: &str, p: &str, _: &str, r: &str) -> Option<String> {
-        Some(format!("{u}/{r}/{p}"))
-    }
-
     fn caller() -> Caller {
         Caller {
             transport: Transport::Dhip,
@@ -461,7 +421,6 @@ mod tests {
                 session,
                 &caller(),
                 &self.users,
-                &expected,
                 &mut self.rng,
                 Duration::from_secs(now),
                 "w",
@@ -471,11 +430,10 @@ mod tests {
         fn full(&mut self, pw: &str, now: u64) -> (LoginReply, u32) {
             let c = self.login(json!({"userName":"admin","password":""}), None, now);
             let id = c.session.unwrap();
-            let random = c.outcome.params.unwrap()["random"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            let p = json!({"userName":"admin","password":format!("admin/{random}/{pw}")});
+            let params = c.outcome.params.unwrap();
+            let (realm, random) = (params["realm"].as_str(), params["random"].as_str());
+            let hash = dhip::auth::default_hash("admin", pw, realm.unwrap(), random.unwrap());
+            let p = json!({"userName":"admin","password":hash});
             (self.login(p, Some(id), now), id)
         }
     }
@@ -508,7 +466,7 @@ mod tests {
             let (r, _) = t.full("bad", 0);
             let p = r.outcome.params.unwrap();
             assert_eq!(p["remainLoginTimes"], remain);
-            assert_eq!(r.outcome.error.unwrap().code, codes::BAD_CREDENTIALS);
+            assert_eq!(r.outcome.error.unwrap().code, codes::WRONG_PASSWORD);
         }
         let (r, _) = t.full("bad", 0);
         assert_eq!(r.outcome.params.unwrap()["remainLockSecond"], 300);

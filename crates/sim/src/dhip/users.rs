@@ -172,7 +172,7 @@ impl Users {
         }
         let group = u.get("Group").and_then(Value::as_str).unwrap_or("user");
         if group_id(group).is_none() {
-            return Err(RpcError::new(codes::NO_GROUP, "Group does not exist!"));
+            return Err(RpcError::new(codes::GROUP_MISSING, "Group does not exist!"));
         }
         if self.get(name).is_some() {
             return Err(RpcError::new(codes::ACCOUNT_EXISTS, "Account exists!"));
@@ -214,7 +214,7 @@ impl Users {
         if let Some(g) = u.get("Group").and_then(Value::as_str)
             && group_id(g).is_none()
         {
-            return Err(RpcError::new(codes::NO_GROUP, "Group does not exist!"));
+            return Err(RpcError::new(codes::GROUP_MISSING, "Group does not exist!"));
         }
         let user = self
             .users
@@ -259,7 +259,7 @@ impl Users {
             .ok_or_else(not_found)?;
         if user.password != old {
             return Err(RpcError::new(
-                codes::BAD_CREDENTIALS,
+                codes::WRONG_PASSWORD,
                 "Component error: User or password not valid!",
             ));
         }
@@ -292,15 +292,15 @@ mod tests {
             call(&mut u, "addUser", bad_group, "admin")
                 .unwrap_err()
                 .code,
-            codes::NO_GROUP
+            codes::GROUP_MISSING
         );
         let e = call(&mut u, "deleteUser", json!({"name":"admin"}), "bob").unwrap_err();
-        assert_eq!(e.code, codes::AUTHORITY);
+        assert_eq!(e.code, codes::AUTHORITY_CHECK);
         call(&mut u, "deleteUser", json!({"name":"bob"}), "admin").unwrap();
         let e = call(&mut u, "deleteUser", json!({"name":"bob"}), "admin").unwrap_err();
         assert_eq!(e.code, codes::NO_DATA);
         let e = call(&mut u, "deleteUser", json!({"name":"admin"}), "admin").unwrap_err();
-        assert_eq!(e.code, codes::AUTHORITY, "the reserved admin stays");
+        assert_eq!(e.code, codes::AUTHORITY_CHECK, "the reserved admin stays");
     }
 
     #[test]

@@ -1,6 +1,8 @@
-// The test client's framing. STAND-IN until `camgate-dhip` lands: it reuses the
-// simulator's `wire` seam; switch it to `dhip::frame` / `dhip::auth` / `dhip::dhav` so the
-// client side is independent of the simulator's own framing.
+// The test client's framing: the protocol crate's decoder, encoder, request envelope, login
+// hash and DHAV demuxer, so the simulator is exercised against an implementation of its own.
+use dhip::envelope::{Request, SessionId};
+use dhip::frame::{Decoder, encode};
+use dhip::header::{HEADER_LEN, Header};
 use serde_json::Value;
 
 pub struct Frame {
@@ -8,13 +10,14 @@ pub struct Frame {
     pub id: u32,
     pub index: u32,
     pub json: Value,
+    /// The JSON as sent, terminator included (the decoder trims it).
     pub raw_json: Vec<u8>,
     pub data: Vec<u8>,
 }
 
 #[derive(Default)]
 pub struct FrameReader {
-    r: sim::dhip::wire::Reader,
+    d: Decoder,
 }
 
 impl FrameReader {
@@ -22,43 +25,56 @@ impl FrameReader {
         FrameReader::default()
     }
     pub fn push(&mut self, b: &[u8]) {
-        self.r.push(b);
+        self.d.push(b);
     }
     pub fn next_frame(&mut self) -> Option<Frame> {
-        let m = self.r.next_message().ok()??;
-        let raw = m.json.clone();
-        let json = serde_json::from_slice(sim::dhip::wire::trim_json(&raw)).unwrap_or(Value::Null);
+        let head = self.head_json();
+        let m = self.d.next_message().ok()??;
+        let raw_json = head
+            .filter(|h| h.starts_with(&m.json))
+            .unwrap_or_else(|| m.json.to_vec());
         Some(Frame {
             session: m.session,
-            id: m.id,
+            id: m.request_id,
             index: m.index,
-            json,
-            raw_json: raw,
-            data: m.data,
+            json: serde_json::from_slice(&m.json).unwrap_or(Value::Null),
+            raw_json,
+            data: m.data.to_vec(),
         })
+    }
+    /// The JSON bytes of the complete packet at the head of the buffer, as sent.
+    fn head_json(&mut self) -> Option<Vec<u8>> {
+        let buf = self.d.buffer_mut();
+        let h = Header::parse(buf).ok()?;
+        let body = buf.get(HEADER_LEN..HEADER_LEN + h.package_length as usize)?;
+        Some(body[..body.len().min(h.message_length as usize)].to_vec())
     }
 }
 
 pub fn frame(session: u32, id: u32, json: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut h = vec![0x20, 0, 0, 0, b'D', b'H', b'I', b'P'];
-    for v in [
-        session,
-        id,
-        (json.len() + data.len()) as u32,
-        0,
-        json.len() as u32,
-        data.len() as u32,
-    ] {
-        h.extend_from_slice(&v.to_le_bytes());
-    }
-    h.extend_from_slice(json);
-    h.extend_from_slice(data);
-    h
+    let mut out = bytes::BytesMut::new();
+    encode(session, id, json, data, &mut out);
+    out.to_vec()
+}
+
+/// A framed request as python-dhip sends it: the session (once there is one) in the header
+/// and the JSON, `object` for instance calls, `data` as the binary trailer.
+pub fn request(
+    session: u32,
+    id: u32,
+    method: &str,
+    params: Value,
+    object: Option<u64>,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut r = Request::new(method, params, u64::from(id));
+    r.session = (session != 0).then(|| SessionId::Int(u64::from(session)));
+    r.object = object;
+    frame(session, id, &r.to_json(), data)
 }
 
 pub fn default_hash(user: &str, pw: &str, realm: &str, random: &str) -> String {
-    sim::dhip::wire::expected_password(&sim::dhip::Encryption::Default, user, pw, realm, random)
-        .unwrap()
+    dhip::auth::default_hash(user, pw, realm, random)
 }
 
 pub struct Packet {
@@ -69,22 +85,15 @@ pub struct Packet {
 }
 
 pub fn demux(b: &[u8]) -> Vec<Packet> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 32 <= b.len() && &b[i..i + 4] == b"DHAV" {
-        let l = u32::from_le_bytes(b[i + 12..i + 16].try_into().unwrap()) as usize;
-        if i + l > b.len() {
-            break;
-        }
-        let ext = b[i + 22] as usize;
-        let kind = b[i + 4];
-        out.push(Packet {
-            video: kind == 0xFD || kind == 0xFC,
-            audio: kind == 0xF0,
-            keyframe: kind == 0xFD,
-            payload: b[i + 24 + ext..i + l - 8].to_vec(),
-        });
-        i += l;
-    }
-    out
+    use dhip::dhav::{Demuxer, PacketType};
+    let mut d = Demuxer::new();
+    d.push(b);
+    std::iter::from_fn(|| d.next_packet())
+        .map(|p| Packet {
+            video: matches!(p.kind, PacketType::VideoKey | PacketType::VideoP),
+            audio: p.kind == PacketType::Audio,
+            keyframe: p.kind == PacketType::VideoKey,
+            payload: p.payload.to_vec(),
+        })
+        .collect()
 }
