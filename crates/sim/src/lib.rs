@@ -3,5 +3,6 @@
 
 pub mod camera;
 pub mod dahua_p2p;
+pub mod dhip;
 pub mod rtsp_camera;
 pub mod testsrc;
