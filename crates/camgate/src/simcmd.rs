@@ -19,6 +19,89 @@ pub enum SimKind {
     /// `password`.
     #[command(name = "dahua-p2p")]
     DahuaP2p(DahuaP2pSimArgs),
+    /// A Dahua DHIP device: DHIP on TCP, its web port (RPC2, RPC_Loadfile DHAV, snapshot
+    /// CGI), DHDiscover on UDP, and an RTSP camera at `/cam/realmonitor`; the JSON line names
+    /// `host`, `port`, `http_port`, `discovery_port`, `rtsp_port`, `username`, `password`.
+    Dhip(DhipSimArgs),
+}
+
+/// Options of the simulated DHIP device.
+#[derive(clap::Args, Debug)]
+pub struct DhipSimArgs {
+    /// DHIP TCP port on 127.0.0.1 (0 = any).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Web port on 127.0.0.1 (0 = any).
+    #[arg(long, default_value_t = 0)]
+    pub http_port: u16,
+    /// DHDiscover UDP port on 127.0.0.1 (0 = any).
+    #[arg(long, default_value_t = 0)]
+    pub discovery_port: u16,
+    /// RTSP port on 127.0.0.1 (0 = any).
+    #[arg(long, default_value_t = 0)]
+    pub rtsp_port: u16,
+    /// User name.
+    #[arg(long, default_value = "admin")]
+    pub username: String,
+    /// Password.
+    #[arg(long, default_value = "admin54321")]
+    pub password: String,
+    /// Keep-alive interval the device announces, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub keepalive: u32,
+    /// Push a VideoMotion pulse this often (milliseconds) to event subscribers.
+    #[arg(long)]
+    pub motion_every_ms: Option<u64>,
+    /// Exit after N seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
+async fn run_dhip(a: &DhipSimArgs) -> Result<(), String> {
+    use sim::dhip::{DhipSim, DhipSimOptions};
+    if !(1..=3600).contains(&a.keepalive) {
+        return Err(format!(
+            "--keepalive {} is out of range (1 to 3600)",
+            a.keepalive
+        ));
+    }
+    let sim = DhipSim::start(DhipSimOptions {
+        port: a.port,
+        http_port: Some(a.http_port),
+        discovery_port: Some(a.discovery_port),
+        username: a.username.clone(),
+        password: a.password.clone(),
+        keep_alive_interval: a.keepalive,
+        periodic_event: a
+            .motion_every_ms
+            .map(|ms| ("VideoMotion".to_string(), Duration::from_millis(ms.max(10)))),
+        ..DhipSimOptions::default()
+    })
+    .await
+    .map_err(|e| format!("cannot start the DHIP simulator: {e}"))?;
+    let cam = RtspCamera::start(RtspCameraOptions {
+        source: TestSourceConfig::from_url("test://dhip-sim?video=h264&audio=pcma")?,
+        path: "cam/realmonitor".into(),
+        listen: SocketAddr::from(([127, 0, 0, 1], a.rtsp_port)),
+        credentials: Some((a.username.clone(), a.password.clone())),
+        refuse_auth: false,
+        drop_every: None,
+        video_stops_after: None,
+    })
+    .await
+    .map_err(|e| format!("cannot start the simulated RTSP camera: {e}"))?;
+    let rtsp_port = cam
+        .info()
+        .url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(0);
+    let mut info = serde_json::to_value(sim.info()).map_err(|e| e.to_string())?;
+    info["rtsp_port"] = rtsp_port.into();
+    println!("{info}");
+    wait(secs(a.duration, "duration")?).await;
+    Ok(())
 }
 
 /// Options of the simulated Dahua P2P cloud and device.
@@ -165,6 +248,7 @@ pub async fn run(kind: SimKind) -> Result<(), String> {
         SimKind::Rtsp(a) => (a, false),
         SimKind::Jpeg(a) => (a, true),
         SimKind::DahuaP2p(a) => return run_dahua_p2p(a).await,
+        SimKind::Dhip(a) => return run_dhip(a).await,
     };
     let credentials = match (&args.username, &args.password) {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),

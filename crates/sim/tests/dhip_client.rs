@@ -205,7 +205,7 @@ async fn events_stream_with_their_codes_and_come_back_after_a_drop() {
     let c = connect(&sim).await.unwrap();
     let mut ev = c.events(vec!["VideoMotion".into()]);
     match ev.next().await.unwrap() {
-        EventItem::Attached { sid } => assert_eq!(sid, Some(u64::from(sim::dhip::EVENT_SID))),
+        EventItem::Attached { sid } => assert_eq!(sid, Some(sim::dhip::EVENT_SID)),
         other => panic!("{other:?}"),
     }
     assert!(sim.push_event("VideoMotion", "Start", json!({"UTC": 1739830027.0})) >= 1);

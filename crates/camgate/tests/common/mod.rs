@@ -114,6 +114,7 @@ pub async fn start_full(
 }
 
 /// Output of a peer program.
+#[derive(Debug)]
 pub struct Peer {
     pub ok: bool,
     pub stdout: String,
