@@ -1,5 +1,7 @@
 //! `camgate demo`: simulated cameras on loopback, served by camgate exactly as real ones would
-//! be (each simulated camera is an RTSP camera that camgate pulls over RTSP).
+//! be: RTSP cameras that camgate pulls over RTSP, and a Dahua DHIP device whose DHAV stream
+//! camgate pulls over HTTP RPC_Loadfile and whose controls (info, config, PTZ, events) the REST
+//! API exposes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -53,6 +55,9 @@ pub const DEMO_CAMERAS: [(&str, &str, &str); 4] = [
     ),
 ];
 
+/// The demo's DHIP camera.
+pub const DEMO_DHIP: &str = "demo-dhip";
+
 /// Runs the demo until Ctrl-C (or `--duration`).
 pub async fn run(args: DemoArgs) -> Result<(), String> {
     let mut cams = Vec::new();
@@ -90,16 +95,47 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         });
         cams.push(cam);
     }
+    // A Dahua device over DHIP: media from its DHAV stream, control through the REST API.
+    let dhip_sim = sim::dhip::DhipSim::start(sim::dhip::DhipSimOptions {
+        periodic_event: Some(("VideoMotion".into(), Duration::from_secs(5))),
+        ..sim::dhip::DhipSimOptions::default()
+    })
+    .await
+    .map_err(|e| format!("cannot start the simulated DHIP device: {e}"))?;
+    let mut options = toml::Table::new();
+    options.insert("username".into(), dhip_sim.username().into());
+    options.insert("password".into(), dhip_sim.password().into());
+    options.insert("media".into(), "dhav".into());
+    let http_port = dhip_sim.http_addr().map_or(80, |a| a.port());
+    options.insert("http_port".into(), i64::from(http_port).into());
+    cfg.camera.push(CameraEntry {
+        name: DEMO_DHIP.into(),
+        source: format!("dhip://127.0.0.1:{}", dhip_sim.addr().port()),
+        preload: true,
+        idle_timeout_s: None,
+        video_timeout_s: None,
+        start_timeout_s: None,
+        gop_cache_mb: None,
+        reader_queue_mb: None,
+        options,
+    });
     let running = crate::serve::start(&cfg, "", "demo").await?;
     let rtsp = running.rtsp.local_addr();
     let http = running.http_addr;
     println!(
-        "camgate demo: {} simulated cameras, each pulled over RTSP and re-served:",
-        cams.len()
+        "camgate demo: {} simulated cameras, each pulled and re-served:",
+        cams.len() + 1
     );
     for (name, _, what) in DEMO_CAMERAS {
         println!("  rtsp://{rtsp}/{name:<10} {what}");
     }
+    println!(
+        "  rtsp://{rtsp}/{DEMO_DHIP:<10} a Dahua device over DHIP (H.264 from its DHAV stream)"
+    );
+    println!("Device control of {DEMO_DHIP} (also `camgate dhip 127.0.0.1 -p {} -P {} info`):", dhip_sim.addr().port(), dhip_sim.password());
+    println!("  info:   curl http://{http}/api/cameras/{DEMO_DHIP}/info");
+    println!("  PTZ:    curl -d '{{\"action\":\"move\",\"direction\":\"Left\"}}' http://{http}/api/cameras/{DEMO_DHIP}/ptz");
+    println!("  events: curl -N http://{http}/api/cameras/{DEMO_DHIP}/events");
     println!("HTTP API: http://{http}/api/streams");
     println!("  snapshot: http://{http}/api/frame.jpeg?src=demo");
     println!("  MJPEG:    http://{http}/api/stream.mjpeg?src=demo");
@@ -108,5 +144,6 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     crate::simcmd::wait(args.duration.map(Duration::from_secs_f64)).await;
     drop(running);
     drop(cams);
+    drop(dhip_sim);
     Ok(())
 }
