@@ -132,9 +132,15 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     println!(
         "  rtsp://{rtsp}/{DEMO_DHIP:<10} a Dahua device over DHIP (H.264 from its DHAV stream)"
     );
-    println!("Device control of {DEMO_DHIP} (also `camgate dhip 127.0.0.1 -p {} -P {} info`):", dhip_sim.addr().port(), dhip_sim.password());
+    println!(
+        "Device control of {DEMO_DHIP} (also `camgate dhip 127.0.0.1 -p {} -P {} info`):",
+        dhip_sim.addr().port(),
+        dhip_sim.password()
+    );
     println!("  info:   curl http://{http}/api/cameras/{DEMO_DHIP}/info");
-    println!("  PTZ:    curl -d '{{\"action\":\"move\",\"direction\":\"Left\"}}' http://{http}/api/cameras/{DEMO_DHIP}/ptz");
+    println!(
+        "  PTZ:    curl -d '{{\"action\":\"move\",\"direction\":\"Left\"}}' http://{http}/api/cameras/{DEMO_DHIP}/ptz"
+    );
     println!("  events: curl -N http://{http}/api/cameras/{DEMO_DHIP}/events");
     println!("HTTP API: http://{http}/api/streams");
     println!("  snapshot: http://{http}/api/frame.jpeg?src=demo");

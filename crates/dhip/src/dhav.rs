@@ -383,6 +383,64 @@ impl Clock {
     }
 }
 
+/// What the demuxer found at the start of its input.
+enum Step {
+    /// Not enough bytes yet.
+    More,
+    /// Damage: skip this many bytes.
+    Skip(usize),
+    /// Damage up to the end: skip this many bytes, then wait for more.
+    SkipThenMore(usize),
+    /// A valid packet.
+    Packet { len: usize, ext_len: usize },
+}
+
+/// The packets of a whole buffer (see [`Demuxer::demux_all`]).
+#[derive(Debug)]
+pub struct DemuxAll {
+    d: Demuxer,
+    data: Bytes,
+    pos: usize,
+}
+
+impl DemuxAll {
+    /// What was skipped so far.
+    pub fn stats(&self) -> DemuxStats {
+        self.d.stats
+    }
+}
+
+impl Iterator for DemuxAll {
+    type Item = Packet;
+
+    fn next(&mut self) -> Option<Packet> {
+        loop {
+            let rest = &self.data[self.pos..];
+            if rest.is_empty() {
+                return None;
+            }
+            match Demuxer::step(rest, true) {
+                Step::Packet { len, ext_len } => {
+                    self.d.in_sync = true;
+                    let raw = self.data.slice(self.pos..self.pos + len);
+                    self.pos += len;
+                    return Some(self.d.decode(raw, ext_len));
+                }
+                Step::Skip(n) | Step::SkipThenMore(n) => {
+                    let n = n.max(1).min(rest.len());
+                    self.pos += n;
+                    self.d.stats.skipped_bytes += n as u64;
+                    if self.d.in_sync {
+                        self.d.in_sync = false;
+                        self.d.stats.resyncs += 1;
+                    }
+                }
+                Step::More => return None,
+            }
+        }
+    }
+}
+
 /// Counters of what the demuxer had to skip.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DemuxStats {
@@ -471,6 +529,37 @@ impl Demuxer {
         }
     }
 
+    /// What the bytes at the start of `b` are: damage to skip, too little to tell, or a
+    /// valid packet of `len` bytes. `end` says no more input will come.
+    fn step(b: &[u8], end: bool) -> Step {
+        if b.len() < 4 {
+            return if end { Step::Skip(b.len()) } else { Step::More };
+        }
+        if b[..4] != MAGIC {
+            // Resynchronise at the next "DHAV" (keep a possible partial magic at the end).
+            return match b[1..].windows(4).position(|w| w == MAGIC) {
+                Some(p) => Step::Skip(p + 1),
+                None if end => Step::Skip(b.len()),
+                None => Step::SkipThenMore(b.len() - 3.min(b.len())),
+            };
+        }
+        if b.len() < HEADER_LEN {
+            return if end { Step::Skip(1) } else { Step::More };
+        }
+        let l = u32_at(b, 12) as usize;
+        let ext_len = b[22] as usize;
+        if l < HEADER_LEN + TRAILER_LEN + ext_len || l > MAX_PACKET {
+            return Step::Skip(1);
+        }
+        if b.len() < l {
+            return if end { Step::Skip(1) } else { Step::More };
+        }
+        if b[l - 8..l - 4] != TRAILER_MAGIC || u32_at(b, l - 4) as usize != l {
+            return Step::Skip(1);
+        }
+        Step::Packet { len: l, ext_len }
+    }
+
     /// The next packet, or `None` when more input is needed.
     pub fn next_packet(&mut self) -> Option<Packet> {
         if !self.started {
@@ -487,46 +576,39 @@ impl Demuxer {
             }
         }
         loop {
-            if self.buf.len() < 4 {
-                return None;
-            }
-            if self.buf[..4] != MAGIC {
-                // Resynchronise at the next "DHAV" (keep a possible partial magic at the end).
-                let found = self.buf[1..]
-                    .windows(4)
-                    .position(|w| w == MAGIC)
-                    .map(|p| p + 1);
-                match found {
-                    Some(p) => self.skip(p),
-                    None => {
-                        let keep = 3.min(self.buf.len());
-                        let n = self.buf.len() - keep;
-                        self.skip(n);
-                        return None;
+            match Demuxer::step(&self.buf, false) {
+                Step::More => {
+                    if self.buf.len() >= HEADER_LEN {
+                        let l = u32_at(&self.buf, 12) as usize;
+                        self.buf.reserve(l.saturating_sub(self.buf.len()));
                     }
+                    return None;
                 }
-                continue;
+                Step::Skip(n) => self.skip(n),
+                Step::SkipThenMore(n) => {
+                    self.skip(n);
+                    return None;
+                }
+                Step::Packet { len, ext_len } => {
+                    self.in_sync = true;
+                    let raw = self.buf.split_to(len).freeze();
+                    return Some(self.decode(raw, ext_len));
+                }
             }
-            if self.buf.len() < HEADER_LEN {
-                return None;
-            }
-            let l = u32_at(&self.buf, 12) as usize;
-            let ext_len = self.buf[22] as usize;
-            if l < HEADER_LEN + TRAILER_LEN + ext_len || l > MAX_PACKET {
-                self.skip(1);
-                continue;
-            }
-            if self.buf.len() < l {
-                self.buf.reserve(l - self.buf.len());
-                return None;
-            }
-            if self.buf[l - 8..l - 4] != TRAILER_MAGIC || u32_at(&self.buf, l - 4) as usize != l {
-                self.skip(1);
-                continue;
-            }
-            self.in_sync = true;
-            let raw = self.buf.split_to(l).freeze();
-            return Some(self.decode(raw, ext_len));
+        }
+    }
+
+    /// Demuxes a whole buffer (a `.dav` file read or mapped into memory) without copying:
+    /// every payload is a slice of `data`.
+    pub fn demux_all(data: Bytes) -> DemuxAll {
+        let mut pos = 0;
+        if data.starts_with(FILE_PREFIX) && data.len() >= FILE_HEADER_LEN {
+            pos = FILE_HEADER_LEN;
+        }
+        DemuxAll {
+            d: Demuxer::new(),
+            data,
+            pos,
         }
     }
 

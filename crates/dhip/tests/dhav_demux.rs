@@ -214,6 +214,20 @@ fn damage_is_skipped_and_counted_and_the_next_packet_is_found() {
     let st = d.stats();
     assert_eq!(st.skipped_bytes, (7 + 3 + bad_trailer.len()) as u64);
     assert_eq!(st.resyncs, 2);
+    // The same from a whole buffer, zero-copy; trailing garbage is skipped too.
+    s.extend(b"DHAV\xfd");
+    let data = bytes::Bytes::from(s);
+    let mut all = Demuxer::demux_all(data.clone());
+    let got: Vec<_> = all.by_ref().map(|p| p.payload).collect();
+    assert_eq!(got, vec![&b"first"[..], &b"third"[..]]);
+    assert!(
+        got.iter()
+            .all(|p| data.as_ptr_range().contains(&p.as_ptr()))
+    );
+    assert_eq!(
+        all.stats().skipped_bytes,
+        (7 + 3 + bad_trailer.len() + 5) as u64
+    );
 }
 
 #[test]
@@ -260,8 +274,12 @@ proptest! {
             }
         }
         let want: Vec<_> = packets.iter().map(|(k, p)| (kinds[*k as usize], p.clone())).collect();
-        prop_assert_eq!(got, want);
+        prop_assert_eq!(&got, &want);
         prop_assert_eq!(d.stats().skipped_bytes, 0);
+        let whole: Vec<_> = Demuxer::demux_all(bytes::Bytes::from(s))
+            .map(|p| (p.kind, p.payload.to_vec()))
+            .collect();
+        prop_assert_eq!(whole, want);
     }
 
     #[test]
