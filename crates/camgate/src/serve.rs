@@ -117,14 +117,29 @@ pub fn offending_key<'a>(cam: &'a crate::config::CameraEntry, message: &str) -> 
                 .keys()
                 .find(|k| message.contains(&format!("`{k}`")))
         });
-    let quoted = || {
-        cam.options.iter().find_map(|(k, v)| {
-            let shown = match v {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (!shown.is_empty() && message.contains(&shown)).then_some(k)
-        })
+    let shown = |v: &toml::Value| match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
     };
-    named.or_else(quoted).map_or("source", |k| k.as_str())
+    // A value quoted as the messages quote values ("weird") names its key; failing that, a
+    // value of three or more characters that the message contains.
+    let quoted = || {
+        cam.options
+            .iter()
+            .find(|(_, v)| message.contains(&format!("{:?}", shown(v))))
+            .map(|(k, _)| k)
+    };
+    let contained = || {
+        cam.options
+            .iter()
+            .find(|(_, v)| {
+                let s = shown(v);
+                s.len() >= 3 && message.contains(&s)
+            })
+            .map(|(k, _)| k)
+    };
+    named
+        .or_else(quoted)
+        .or_else(contained)
+        .map_or("source", |k| k.as_str())
 }

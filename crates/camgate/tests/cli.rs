@@ -209,6 +209,17 @@ fn a_bad_configuration_names_line_and_key_and_starts_nothing() {
             ":4:",
             "sideways",
         ),
+        (
+            "[[camera]]\nname = \"a\"\nsource = \"dhip://127.0.0.1:5000\"\nusername = \"u\"\n\
+             password = \"x\"\nrtsp_template = \"weird\"\n",
+            ":6:",
+            "weird",
+        ),
+        (
+            "[[camera]]\nname = \"a\"\nsource = \"dhip://u:p@127.0.0.1\"\nmedai = \"dhav\"\n",
+            ":4:",
+            "medai",
+        ),
     ];
     for (i, (text, line, key)) in cases.iter().enumerate() {
         let path = dir.join(format!("bad{i}.toml"));
