@@ -214,6 +214,19 @@ impl Client {
         Ok(())
     }
 
+    /// `magicBox.shutdown`; the device drops the connection afterwards.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.call("magicBox.shutdown", json!({})).await?;
+        self.disconnect().await;
+        Ok(())
+    }
+
+    /// `magicBox.getDeviceClass` (IPC, NVR, VTO, VTH, HCVR...).
+    pub async fn device_class(&self) -> Result<String, Error> {
+        let v = self.call("magicBox.getDeviceClass", json!({})).await?;
+        str_of(&v, &["type"]).ok_or_else(|| self.unexpected("magicBox.getDeviceClass", &v))
+    }
+
     /// `global.getCurrentTime` (`YYYY-MM-DD HH:MM:SS`, from `result` or `params.time`).
     pub async fn current_time(&self) -> Result<String, Error> {
         let v = self.call("global.getCurrentTime", json!({})).await?;
@@ -250,6 +263,21 @@ impl Client {
         )
         .await
         .map(|_| ())
+    }
+
+    /// `configManager.getDefault {name}` → the factory `table`.
+    pub async fn default_config(&self, name: &str) -> Result<Value, Error> {
+        let v = self
+            .call("configManager.getDefault", json!({"name": name}))
+            .await?;
+        Ok(v.get("table").cloned().unwrap_or(v))
+    }
+
+    /// `configManager.restore {names}`: factory settings for the named sections.
+    pub async fn restore_config(&self, names: &[&str]) -> Result<(), Error> {
+        self.call("configManager.restore", json!({"names": names}))
+            .await
+            .map(|_| ())
     }
 
     /// Reads `name`, merges `patch` into it (objects key by key, per-channel lists element
@@ -522,6 +550,80 @@ impl Client {
             return Ok(());
         }
         self.ptz_start(policy, channel, "GotoHome", [0, 0, 0]).await
+    }
+
+    /// `ptz.moveRelatively` by `[pan, tilt, zoom]` (device units; most firmware: degrees).
+    pub async fn ptz_relative(
+        &self,
+        policy: &PtzPolicy,
+        channel: u32,
+        delta: [f64; 3],
+    ) -> Result<(), Error> {
+        self.ptz_ok(
+            policy,
+            channel,
+            "moveRelatively",
+            json!({"Position": delta}),
+        )
+        .await
+    }
+
+    /// `ptz.moveContinuously` at velocity `x`, `y`, `z` (−1..1) until [`Client::ptz_stop_move`].
+    pub async fn ptz_continuous(
+        &self,
+        policy: &PtzPolicy,
+        channel: u32,
+        x: f64,
+        y: f64,
+        z: f64,
+    ) -> Result<(), Error> {
+        let clamp = |v: f64| v.clamp(-1.0, 1.0);
+        self.ptz_ok(
+            policy,
+            channel,
+            "moveContinuously",
+            json!({"x": clamp(x), "y": clamp(y), "z": clamp(z), "timeout": 0}),
+        )
+        .await
+    }
+
+    /// `ptz.stopMove`.
+    pub async fn ptz_stop_move(&self, policy: &PtzPolicy, channel: u32) -> Result<(), Error> {
+        self.ptz_ok(policy, channel, "stopMove", json!({})).await
+    }
+
+    /// `ptz.setHomePosition` (the current position becomes home).
+    pub async fn ptz_set_home(&self, policy: &PtzPolicy, channel: u32) -> Result<(), Error> {
+        self.ptz_ok(policy, channel, "setHomePosition", json!({}))
+            .await
+    }
+
+    /// `ptz.reset`.
+    pub async fn ptz_reset(&self, policy: &PtzPolicy, channel: u32) -> Result<(), Error> {
+        self.ptz_ok(policy, channel, "reset", json!({})).await
+    }
+
+    /// `ptz.getCurrentProtocolCaps` → the `caps` object (speeds, ranges, what is supported).
+    pub async fn ptz_caps(&self, policy: &PtzPolicy, channel: u32) -> Result<Value, Error> {
+        let r = self
+            .ptz_call(policy, channel, "getCurrentProtocolCaps", json!({}))
+            .await?;
+        self.check("ptz.getCurrentProtocolCaps", &r)?;
+        let v = r.extract();
+        Ok(v.get("caps").cloned().unwrap_or(v))
+    }
+
+    /// `ptz.getPatterns`.
+    pub async fn ptz_patterns(
+        &self,
+        policy: &PtzPolicy,
+        channel: u32,
+    ) -> Result<Vec<Value>, Error> {
+        let r = self
+            .ptz_call(policy, channel, "getPatterns", json!({}))
+            .await?;
+        self.check("ptz.getPatterns", &r)?;
+        list_of(&r.extract(), "patterns").or(Ok(Vec::new()))
     }
 
     /// `ptz.isMoving` (a `false` result is the answer, not an error).

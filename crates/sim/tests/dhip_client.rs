@@ -710,3 +710,79 @@ async fn locked_firmware_rpc2_is_a_clear_error() {
     assert_eq!(e.code(), Some(301));
     assert!(e.to_string().contains("locked"), "{e}");
 }
+
+#[tokio::test]
+async fn old_digest_and_basic_devices_accept_the_login() {
+    for scheme in [
+        sim::dhip::Encryption::OldDigest,
+        sim::dhip::Encryption::Basic,
+    ] {
+        let sim = DhipSim::start(DhipSimOptions {
+            encryption: scheme.clone(),
+            ..manual()
+        })
+        .await
+        .unwrap();
+        let c = connect(&sim).await.unwrap();
+        assert_eq!(c.device_type().await.unwrap(), "SD-2N-4G", "{scheme:?}");
+        let e = connect_as(&sim, "admin", "nope").await.unwrap_err();
+        assert!(matches!(e, Error::Login { .. }), "{scheme:?}: {e:?}");
+    }
+    let sim = DhipSim::start(DhipSimOptions {
+        encryption: sim::dhip::Encryption::Other("RPAC-256".into()),
+        ..manual()
+    })
+    .await
+    .unwrap();
+    let e = connect(&sim).await.unwrap_err();
+    assert!(e.to_string().contains("RPAC-256"), "{e}");
+}
+
+#[tokio::test]
+async fn the_rest_of_the_method_table() {
+    let sim = DhipSim::start(manual()).await.unwrap();
+    let c = connect(&sim).await.unwrap();
+    let p = PtzPolicy::default();
+    assert!(!c.device_class().await.unwrap().is_empty());
+    assert!(c.memory_info().await.unwrap().get("total").is_some());
+    assert!(c.ptz_caps(&p, 0).await.unwrap().is_object());
+    assert!(c.ptz_patterns(&p, 0).await.unwrap().is_empty());
+    c.ptz_absolute(&p, 0, 10.0, 10.0, 0.0).await.unwrap();
+    sim.advance_clock(Duration::from_secs(10));
+    c.ptz_relative(&p, 0, [20.0, 5.0, 0.0]).await.unwrap();
+    sim.advance_clock(Duration::from_secs(10));
+    let s = &sim.state().ptz[0];
+    assert!(
+        (s.pan - 30.0).abs() < 0.5 && (s.tilt - 15.0).abs() < 0.5,
+        "{s:?}"
+    );
+    c.ptz_set_home(&p, 0).await.unwrap();
+    c.ptz_continuous(&p, 0, 1.0, 0.0, 0.0).await.unwrap();
+    assert!(sim.state().ptz[0].moving);
+    sim.advance_clock(Duration::from_secs(1));
+    c.ptz_stop_move(&p, 0).await.unwrap();
+    assert!(!sim.state().ptz[0].moving);
+    assert!(sim.state().ptz[0].pan > 30.5);
+    c.ptz_home(&p, 0).await.unwrap();
+    sim.advance_clock(Duration::from_secs(10));
+    assert!(
+        (sim.state().ptz[0].pan - 30.0).abs() < 0.5,
+        "home is where it was set"
+    );
+    c.ptz_reset(&p, 0).await.unwrap();
+    let general = c.default_config("General").await.unwrap();
+    c.patch_config("General", &json!({"MachineName": "changed"}))
+        .await
+        .unwrap();
+    c.restore_config(&["General"]).await.unwrap();
+    assert_eq!(
+        sim.state().config["General"]["MachineName"],
+        general["MachineName"]
+    );
+    c.shutdown().await.unwrap();
+    assert!(
+        sim.observed()
+            .iter()
+            .any(|r| r.method == "magicBox.shutdown")
+    );
+}

@@ -144,6 +144,8 @@ pub fn default_table(name: &str, id: &DeviceIdentity) -> Option<Value> {
 pub struct ConfigStore {
     tables: BTreeMap<String, Value>,
     identity: DeviceIdentity,
+    /// The identity the device left the factory with (what defaults are made from).
+    factory: DeviceIdentity,
 }
 
 fn unknown_table(name: &str) -> RpcError {
@@ -164,6 +166,7 @@ impl ConfigStore {
         ConfigStore {
             tables,
             identity: identity.clone(),
+            factory: identity.clone(),
         }
     }
 
@@ -174,7 +177,7 @@ impl ConfigStore {
 
     /// The factory default of `name` (`getDefault`).
     pub fn get_default(&self, name: &str) -> Result<Value, RpcError> {
-        default_table(name, &self.identity).ok_or_else(|| unknown_table(name))
+        default_table(name, &self.factory).ok_or_else(|| unknown_table(name))
     }
 
     /// Replaces table `name` with `table` (`setConfig`; clients read, modify, write the whole
@@ -209,6 +212,9 @@ impl ConfigStore {
             fresh.push((n.clone(), self.get_default(n)?));
         }
         for (n, t) in fresh {
+            if n == "General" {
+                self.identity.machine_name = self.factory.machine_name.clone();
+            }
             self.tables.insert(n, t);
         }
         Ok(())
