@@ -1,5 +1,5 @@
-//! `camgate dissect`: known RTSP, SDP and RTP bytes, hand-written pcap and pcapng captures,
-//! and bad input, through the same `run` the command line calls.
+//! `camgate dissect`: known RTSP, SDP, RTP, Dahua P2P, DHIP and DHAV bytes, hand-written pcap
+//! and pcapng captures, and bad input, through the same `run` the command line calls.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +12,7 @@ fn hex_args(kind: DissectKind, hex: &str) -> DissectArgs {
         kind,
         hex: Some(hex.into()),
         pcap: None,
+        file: None,
         port: None,
     }
 }
@@ -21,6 +22,7 @@ fn pcap_args(kind: DissectKind, path: &Path, port: Option<u16>) -> DissectArgs {
         kind,
         hex: None,
         pcap: Some(path.to_path_buf()),
+        file: None,
         port,
     }
 }
@@ -683,7 +685,9 @@ mod total {
         prop_oneof![
             Just(DissectKind::Rtsp),
             Just(DissectKind::Rtp),
-            Just(DissectKind::Sdp)
+            Just(DissectKind::Sdp),
+            Just(DissectKind::Dhip),
+            Just(DissectKind::Dhav)
         ]
     }
 
@@ -804,4 +808,183 @@ fn dh_http_request_with_a_truncated_body_is_an_error_with_the_offset() {
         Err(DissectError::Malformed { what, .. }) => assert_eq!(what, "DH-HTTP"),
         other => panic!("expected a malformed-input error, got {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DHIP and DHAV.
+
+fn dhip_frame(session: u32, id: u32, json: &str) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    dhip::frame::encode(session, id, json.as_bytes(), &[], &mut out);
+    out.to_vec()
+}
+
+#[test]
+fn dhip_login_exchange_is_decoded_with_the_error_meaning() {
+    let mut bytes = dhip_frame(
+        0,
+        1,
+        r#"{"method":"global.login","id":1,"params":{"userName":"admin","password":"","clientType":"Web3.0","loginType":"Direct"}}"#,
+    );
+    assert_eq!(bytes.len(), 151);
+    bytes.extend(dhip_frame(
+        195_948_557,
+        1,
+        r#"{"id":1,"session":195948557,"result":false,"error":{"code":268632079,"message":"login challenge!"},"params":{"realm":"Login to FAKE","random":"987654321","encryption":"Default"}}"#,
+    ));
+    let v = lines(&hex_args(DissectKind::Dhip, &hex_of(&bytes))).unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0]["type"], "dhip-request");
+    assert_eq!(v[0]["method"], "global.login");
+    assert_eq!(v[0]["header"]["package_length"], 119);
+    assert_eq!(v[1]["type"], "dhip-response");
+    assert_eq!(v[1]["session"], 195_948_557u64);
+    assert_eq!(v[1]["error"]["code"], 268_632_079u64);
+    assert_eq!(v[1]["error"]["meaning"], "login challenge");
+    assert_eq!(v[1]["json"]["params"]["realm"], "Login to FAKE");
+}
+
+#[test]
+fn dhip_event_pushes_are_shown_as_pushes() {
+    let push = r#"{"id":8,"method":"client.notifyEventStream","params":{"SID":513,"eventList":[{"Action":"Pulse","Code":"SIPRegisterResult","Data":{"UTC":1739830027.0},"Index":0}]},"session":427917332}"#;
+    let v = lines(&hex_args(
+        DissectKind::Dhip,
+        &hex_of(&dhip_frame(427_917_332, 8, push)),
+    ))
+    .unwrap();
+    assert_eq!(v[0]["type"], "dhip-push");
+    assert_eq!(v[0]["method"], "client.notifyEventStream");
+    assert_eq!(
+        v[0]["json"]["params"]["eventList"][0]["Code"],
+        "SIPRegisterResult"
+    );
+}
+
+#[test]
+fn dhip_says_what_other_protocols_are() {
+    let e = lines(&hex_args(
+        DissectKind::Dhip,
+        "a0 01 00 60 00 00 00 00 00 00",
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("DVRIP"), "{e}");
+    let e = lines(&hex_args(
+        DissectKind::Dhip,
+        &hex_of(b"GET / HTTP/1.1\r\n\r\n"),
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("HTTP"), "{e}");
+    let mut bad = dhip_frame(1, 2, "{\"id\":2,");
+    let e = lines(&hex_args(DissectKind::Dhip, &hex_of(&bad))).unwrap_err();
+    assert!(e.to_string().contains("invalid JSON"), "{e}");
+    bad.truncate(36);
+    let e = lines(&hex_args(DissectKind::Dhip, &hex_of(&bad))).unwrap_err();
+    assert!(e.to_string().contains("ends inside"), "{e}");
+}
+
+const DHAV_VECTOR: &str = "44 48 41 56 fd 00 00 00 01 00 00 00 30 00 00 00 09 72 4c 61 f4 01 08 00 \
+    80 00 f0 87 81 00 02 19 00 00 00 01 67 42 00 1f 64 68 61 76 30 00 00 00";
+
+#[test]
+fn dhav_vector_shows_codec_size_date_and_nal_types() {
+    let v = lines(&hex_args(DissectKind::Dhav, DHAV_VECTOR)).unwrap();
+    assert_eq!(v.len(), 1);
+    let p = &v[0];
+    assert_eq!(p["kind"], "video-key");
+    assert_eq!(p["type_byte"], "0xfd");
+    assert_eq!(p["date"], "2024-05-06 07:08:09");
+    assert_eq!(p["ms"], 500);
+    assert_eq!(p["video"]["codec"], "h264");
+    assert_eq!(
+        (p["video"]["width"].as_u64(), p["video"]["height"].as_u64()),
+        (Some(1920), Some(1080))
+    );
+    assert_eq!(p["video"]["fps"], 25);
+    assert_eq!(p["nal_types"], serde_json::json!([7]));
+}
+
+#[test]
+fn dhav_file_with_damage_reports_the_resync() {
+    let one = hex::decode(
+        DHAV_VECTOR
+            .split_whitespace()
+            .collect::<String>()
+            .replace('\\', ""),
+    )
+    .unwrap();
+    let mut file = one.clone();
+    file.extend_from_slice(b"garbage!");
+    file.extend_from_slice(&one);
+    let path = temp("damaged.dav");
+    std::fs::write(&path, &file).unwrap();
+    let args = DissectArgs {
+        kind: DissectKind::Dhav,
+        hex: None,
+        pcap: None,
+        file: Some(path),
+        port: None,
+    };
+    let v = lines(&args).unwrap();
+    assert_eq!(v.len(), 3, "{v:?}");
+    assert_eq!(v[2]["type"], "dhav-resync");
+    assert_eq!(v[2]["skipped_bytes"], 8);
+}
+
+#[test]
+fn pcap_dhip_tcp_stream_and_discovery_datagrams() {
+    let path = temp("dhip.pcap");
+    let req = dhip_frame(
+        0,
+        1,
+        r#"{"method":"magicBox.getDeviceType","params":{},"id":1,"session":5}"#,
+    );
+    let resp = dhip_frame(
+        5,
+        1,
+        r#"{"id":1,"params":{"type":"SD-2N-4G"},"result":true,"session":5}"#,
+    );
+    let (r1, r2) = resp.split_at(20);
+    let probe = dhip::discovery::probe(0).to_vec();
+    let reply = dhip::discovery::reply(
+        &serde_json::json!({"SerialNo": "ABC123", "Port": 5000, "IPv4Address": {"IPAddress": "192.168.1.10"}}),
+        "3c:ef:8c:00:00:01",
+        dhip::frame::Terminator::Nul,
+    )
+    .to_vec();
+    let frames = vec![
+        (
+            1,
+            0,
+            ether_ipv4(PC, CAM, 6, &tcp(50000, 5000, 99, 0x02, &[])),
+        ),
+        (
+            1,
+            1,
+            ether_ipv4(PC, CAM, 6, &tcp(50000, 5000, 100, 0x18, &req)),
+        ),
+        (
+            1,
+            2,
+            ether_ipv4(CAM, PC, 6, &tcp(5000, 50000, 700, 0x18, r1)),
+        ),
+        (
+            1,
+            3,
+            ether_ipv4(CAM, PC, 6, &tcp(5000, 50000, 720, 0x18, r2)),
+        ),
+        (1, 4, ether_ipv4(PC, CAM, 17, &udp(40000, 37810, &probe))),
+        (1, 5, ether_ipv4(CAM, PC, 17, &udp(37810, 40000, &reply))),
+    ];
+    write_pcap(&path, &frames);
+    let v = lines(&pcap_args(DissectKind::Dhip, &path, None)).unwrap();
+    let types: Vec<&str> = v.iter().map(|o| o["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["dhip-request", "dhip-response", "dhip-request", "dhip-push"],
+        "{v:?}"
+    );
+    assert_eq!(v[1]["json"]["params"]["type"], "SD-2N-4G");
+    assert_eq!(v[1]["frame"], 4, "the response completes in frame 4");
+    assert_eq!(v[2]["method"], "DHDiscover.search");
+    assert_eq!(v[3]["device"]["serial"], "ABC123");
 }

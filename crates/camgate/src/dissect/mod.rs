@@ -5,8 +5,10 @@
 //!
 //! Kinds: `rtsp` (an RTSP byte stream with interleaved `$` frames), `rtp` (one RTP or compound
 //! RTCP packet per datagram), `sdp` (a session description; from a capture, the SDP bodies of
-//! RTSP messages), and Dahua P2P's `dh-http` (DH-HTTP over UDP), `stun` (its inverted STUN)
-//! and `ptcp` (PTCP frames), one datagram each.
+//! RTSP messages), Dahua P2P's `dh-http` (DH-HTTP over UDP), `stun` (its inverted STUN)
+//! and `ptcp` (PTCP frames), one datagram each, and Dahua's `dhip` (DHIP messages from a TCP
+//! stream, or one per UDP discovery datagram) and `dhav` (DHAV packets of a `.dav` file or an
+//! RPC_Loadfile stream). `--file` reads raw bytes (a `.dav` file, a saved TCP stream).
 //!
 //! With `--hex`, bad input is an error ([`DissectError`]) naming the offset and showing the
 //! offending bytes. With `--pcap`, a packet that does not decode becomes an
@@ -14,6 +16,7 @@
 //! not look like the chosen protocol (DNS, HTTP...) is skipped silently.
 
 mod dahua;
+mod dhip;
 mod json;
 mod pcap;
 mod rtp;
@@ -41,12 +44,19 @@ pub enum DissectKind {
     Stun,
     /// Dahua P2P PTCP frames (UDP).
     Ptcp,
+    /// Dahua DHIP messages (a TCP stream; UDP discovery datagrams).
+    Dhip,
+    /// Dahua DHAV media packets (a .dav file or an RPC_Loadfile body).
+    Dhav,
 }
 
 impl DissectKind {
     /// Whether the kind is one message per UDP datagram.
     pub(crate) fn is_datagram(self) -> bool {
-        !matches!(self, DissectKind::Rtsp | DissectKind::Sdp)
+        !matches!(
+            self,
+            DissectKind::Rtsp | DissectKind::Sdp | DissectKind::Dhip | DissectKind::Dhav
+        )
     }
 
     /// Decodes one datagram of a datagram kind.
@@ -56,7 +66,9 @@ impl DissectKind {
             DissectKind::DhHttp => dahua::dissect_dh_http(data),
             DissectKind::Stun => dahua::dissect_stun(data),
             DissectKind::Ptcp => dahua::dissect_ptcp(data),
-            DissectKind::Rtsp | DissectKind::Sdp => Err(Fault::new(0, "not a datagram kind")),
+            DissectKind::Rtsp | DissectKind::Sdp | DissectKind::Dhip | DissectKind::Dhav => {
+                Err(Fault::new(0, "not a datagram kind"))
+            }
         }
     }
 
@@ -69,6 +81,8 @@ impl DissectKind {
             DissectKind::DhHttp => "DH-HTTP",
             DissectKind::Stun => "STUN",
             DissectKind::Ptcp => "PTCP",
+            DissectKind::Dhip => "DHIP",
+            DissectKind::Dhav => "DHAV",
         }
     }
 
@@ -81,9 +95,9 @@ impl DissectKind {
     }
 }
 
-/// `camgate dissect KIND (--hex HEX | --pcap FILE) [--port N]`.
+/// `camgate dissect KIND (--hex HEX | --pcap FILE | --file FILE) [--port N]`.
 #[derive(Clone, Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["hex", "pcap"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["hex", "pcap", "file"])))]
 pub struct DissectArgs {
     /// The protocol to decode.
     #[arg(value_enum)]
@@ -91,9 +105,13 @@ pub struct DissectArgs {
     /// The bytes as hex; whitespace and ':' between digits are ignored.
     #[arg(long, value_name = "HEX")]
     pub hex: Option<String>,
-    /// A capture file (pcap or pcapng) to read TCP (rtsp, sdp) or UDP (rtp) payloads from.
+    /// A capture file (pcap or pcapng) to read TCP (rtsp, sdp, dhip, dhav) or UDP (rtp,
+    /// dh-http, stun, ptcp, dhip discovery) payloads from.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Raw bytes from a file (a .dav file, a saved TCP stream, one datagram).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// Only packets from or to this port (capture only).
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
@@ -112,8 +130,8 @@ pub enum DissectError {
         /// The text around the position.
         near: String,
     },
-    /// Neither `--hex` nor `--pcap` was given (or both).
-    #[error("give exactly one of --hex or --pcap")]
+    /// Not exactly one of `--hex`, `--pcap`, `--file` was given.
+    #[error("give exactly one of --hex, --pcap or --file")]
     NoInput,
     /// The capture file cannot be read or is not pcap/pcapng.
     #[error("{path}: {message}")]
@@ -169,30 +187,47 @@ pub fn run(args: &DissectArgs, out: &mut dyn Write) -> Result<(), DissectError> 
 }
 
 fn run_inner(args: &DissectArgs, out: &mut dyn Write) -> Result<(), DissectError> {
-    match (&args.hex, &args.pcap) {
-        (Some(hex), None) => {
-            let bytes = parse_hex(hex)?;
-            let mut emit = |o: Obj| write_line(out, &o);
-            match args.kind {
-                DissectKind::Rtsp => rtsp::dissect_all(&bytes, &mut emit),
-                k @ (DissectKind::Rtp
-                | DissectKind::DhHttp
-                | DissectKind::Stun
-                | DissectKind::Ptcp) => {
-                    emit(k.datagram(&bytes).map_err(|m| {
-                        DissectError::malformed(k.what(), &bytes, m.offset, m.message)
-                    })?)
-                }
-                DissectKind::Sdp => emit(
-                    sdp::dissect(&bytes)
-                        .map_err(|m| DissectError::malformed("SDP", &bytes, m.offset, m.message))?,
-                ),
+    let bytes = match (&args.hex, &args.pcap, &args.file) {
+        (Some(hex), None, None) => parse_hex(hex)?,
+        (None, None, Some(path)) => std::fs::read(path).map_err(|e| DissectError::Capture {
+            path: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?,
+        (None, Some(path), None) => {
+            return pcap::dissect_file(path, args.kind, args.port, &mut |o| write_line(out, &o));
+        }
+        _ => return Err(DissectError::NoInput),
+    };
+    let mut emit = |o: Obj| write_line(out, &o);
+    match args.kind {
+        DissectKind::Rtsp => rtsp::dissect_all(&bytes, &mut emit),
+        k @ (DissectKind::Rtp | DissectKind::DhHttp | DissectKind::Stun | DissectKind::Ptcp) => {
+            emit(
+                k.datagram(&bytes)
+                    .map_err(|m| DissectError::malformed(k.what(), &bytes, m.offset, m.message))?,
+            )
+        }
+        DissectKind::Sdp => emit(
+            sdp::dissect(&bytes)
+                .map_err(|m| DissectError::malformed("SDP", &bytes, m.offset, m.message))?,
+        ),
+        DissectKind::Dhip if !bytes.starts_with(&::dhip::header::PREFIX) => {
+            // Not a DHIP stream: a bare discovery reply, or an error naming what it is.
+            match dhip::dissect_datagram(&bytes) {
+                Ok(o) => emit(o),
+                Err(_) => Err(DissectError::malformed(
+                    "DHIP",
+                    &bytes,
+                    0,
+                    format!(
+                        "not DHIP: the bytes look like {}",
+                        ::dhip::header::Protocol::recognise(&bytes).describe()
+                    ),
+                )),
             }
         }
-        (None, Some(path)) => {
-            pcap::dissect_file(path, args.kind, args.port, &mut |o| write_line(out, &o))
-        }
-        _ => Err(DissectError::NoInput),
+        DissectKind::Dhip => dhip::dissect_stream(&bytes, &mut emit),
+        DissectKind::Dhav => dhip::dissect_dhav(bytes::Bytes::from(bytes), &mut emit),
     }
 }
 

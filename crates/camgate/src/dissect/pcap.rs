@@ -247,11 +247,66 @@ fn segment<'a>(link: DataLink, data: &'a [u8]) -> Result<Option<Segment<'a>>, St
     })
 }
 
+/// Sequence tracking of one TCP direction: drops retransmitted bytes, notices gaps.
+#[derive(Default)]
+struct SeqTrack {
+    next: Option<u32>,
+}
+
+/// What a segment brings, in stream order.
+enum InOrder<'a> {
+    /// A SYN (no data).
+    Syn,
+    /// New bytes, after `gap` bytes the capture missed.
+    Data { gap: u32, bytes: &'a [u8] },
+}
+
+impl SeqTrack {
+    fn accept<'a>(&mut self, tcp: TcpInfo, payload: &'a [u8]) -> InOrder<'a> {
+        if tcp.syn {
+            self.next = Some(tcp.seq.wrapping_add(1));
+            return InOrder::Syn;
+        }
+        let (gap, bytes) = match self.next {
+            None => (0, payload),
+            Some(next) => {
+                let ahead = tcp.seq.wrapping_sub(next) as i32;
+                if ahead < 0 {
+                    // Retransmitted bytes: keep only what is new.
+                    let dup = (-(ahead as i64)) as usize;
+                    (0, payload.get(dup..).unwrap_or_default())
+                } else {
+                    (ahead as u32, payload)
+                }
+            }
+        };
+        // FIN takes one sequence number after the data.
+        let end = tcp
+            .seq
+            .wrapping_add(payload.len() as u32)
+            .wrapping_add(u32::from(tcp.fin));
+        if self.next.is_none_or(|n| (end.wrapping_sub(n) as i32) > 0) {
+            self.next = Some(end);
+        }
+        InOrder::Data { gap, bytes }
+    }
+}
+
+/// One direction of a DHIP or DHAV TCP stream.
+#[derive(Default)]
+struct BinFlow {
+    seq: SeqTrack,
+    dhip: super::dhip::DhipStream,
+    dhav: super::dhip::DhavStream,
+    /// Lost sync (a gap or a bad message): the rest of the flow is skipped.
+    lost: bool,
+}
+
 /// One direction of a TCP connection.
 #[derive(Default)]
 struct Flow {
     cutter: RtspCutter,
-    next_seq: Option<u32>,
+    seq: SeqTrack,
     /// Not RTSP (or lost sync): ignored until a segment starts a message again.
     ignored: bool,
     /// Decided whether the flow is RTSP at all.
@@ -266,6 +321,7 @@ pub(crate) fn dissect_file(
     emit: &mut dyn FnMut(Obj) -> Result<(), DissectError>,
 ) -> Result<(), DissectError> {
     let mut flows: HashMap<(SocketAddr, SocketAddr), Flow> = HashMap::new();
+    let mut bin_flows: HashMap<(SocketAddr, SocketAddr), BinFlow> = HashMap::new();
     // The context of each flow's last segment, for errors at the end of the capture.
     let mut last_ctx: HashMap<(SocketAddr, SocketAddr), (u64, Obj)> = HashMap::new();
     read_capture(path, &mut |pkt| {
@@ -312,50 +368,25 @@ pub(crate) fn dissect_file(
             (DissectKind::Rtsp | DissectKind::Sdp, Some(tcp)) => {
                 let key = (seg.src, seg.dst);
                 let flow = flows.entry(key).or_default();
-                let payload = match flow.next_seq {
-                    _ if tcp.syn => {
-                        flow.next_seq = Some(tcp.seq.wrapping_add(1));
-                        &seg.payload[..0]
-                    }
-                    None => seg.payload,
-                    Some(next) => {
-                        let ahead = tcp.seq.wrapping_sub(next) as i32;
-                        if ahead < 0 {
-                            // Retransmitted bytes: keep only what is new.
-                            let dup = (-(ahead as i64)) as usize;
-                            seg.payload.get(dup..).unwrap_or_default()
-                        } else {
-                            if ahead > 0 {
-                                if !flow.ignored && flow.judged {
-                                    emit(error_obj(
-                                        &ctx,
-                                        &format!(
-                                            "{ahead} bytes missing from the capture; resynchronising"
-                                        ),
-                                        &[],
-                                    ))?;
-                                }
-                                flow.cutter.clear();
-                                flow.ignored = true;
+                let payload = match flow.seq.accept(tcp, seg.payload) {
+                    InOrder::Syn => return Ok(()),
+                    InOrder::Data { gap, bytes } => {
+                        if gap > 0 {
+                            if !flow.ignored && flow.judged {
+                                emit(error_obj(
+                                    &ctx,
+                                    &format!(
+                                        "{gap} bytes missing from the capture; resynchronising"
+                                    ),
+                                    &[],
+                                ))?;
                             }
-                            seg.payload
+                            flow.cutter.clear();
+                            flow.ignored = true;
                         }
+                        bytes
                     }
                 };
-                if tcp.syn {
-                    return Ok(());
-                }
-                // FIN takes one sequence number after the data.
-                let end = tcp
-                    .seq
-                    .wrapping_add(seg.payload.len() as u32)
-                    .wrapping_add(u32::from(tcp.fin));
-                if flow
-                    .next_seq
-                    .is_none_or(|n| (end.wrapping_sub(n) as i32) > 0)
-                {
-                    flow.next_seq = Some(end);
-                }
                 if payload.is_empty() {
                     return Ok(());
                 }
@@ -394,6 +425,70 @@ pub(crate) fn dissect_file(
                             ))?;
                             flow.cutter.clear();
                             flow.ignored = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            (DissectKind::Dhip, None) => {
+                if seg.payload.is_empty()
+                    || (port.is_none() && !super::dhip::looks_like(seg.payload))
+                {
+                    return Ok(());
+                }
+                match super::dhip::dissect_datagram(seg.payload) {
+                    Ok(o) => emit(o.prefixed(&ctx))?,
+                    Err(f) if port.is_some() => emit(error_obj(
+                        &ctx,
+                        &format!("DHIP: {}", f.message),
+                        seg.payload,
+                    ))?,
+                    Err(_) => {}
+                }
+            }
+            (DissectKind::Dhip | DissectKind::Dhav, Some(tcp)) => {
+                let flow = bin_flows.entry((seg.src, seg.dst)).or_default();
+                let payload = match flow.seq.accept(tcp, seg.payload) {
+                    InOrder::Syn => return Ok(()),
+                    InOrder::Data { gap, bytes } => {
+                        if gap > 0 && !flow.lost {
+                            emit(error_obj(
+                                &ctx,
+                                &format!(
+                                    "{gap} bytes missing from the capture; the rest of this stream is skipped"
+                                ),
+                                &[],
+                            ))?;
+                            flow.lost = true;
+                        }
+                        bytes
+                    }
+                };
+                if payload.is_empty() || flow.lost {
+                    return Ok(());
+                }
+                if kind == DissectKind::Dhav {
+                    flow.dhav.push(payload);
+                    while let Some(o) = flow.dhav.next() {
+                        emit(o.prefixed(&ctx))?;
+                    }
+                    return Ok(());
+                }
+                // A flow that does not start with a DHIP header is someone else's traffic.
+                if flow.dhip.pending() == 0
+                    && !payload.starts_with(&dhip::header::PREFIX)
+                    && port.is_none()
+                {
+                    return Ok(());
+                }
+                flow.dhip.push(payload);
+                loop {
+                    match flow.dhip.next() {
+                        Ok(Some(o)) => emit(o.prefixed(&ctx))?,
+                        Ok(None) => break,
+                        Err(f) => {
+                            emit(error_obj(&ctx, &format!("DHIP: {}", f.message), payload))?;
+                            flow.lost = true;
                             break;
                         }
                     }
