@@ -82,49 +82,12 @@ pub struct DhipTarget {
 impl DhipTarget {
     /// Parses the URL and options, checking every value.
     pub fn parse(url: &str, o: &DhipOptions) -> Result<DhipTarget, String> {
-        let rest = url
-            .split_once("://")
-            .map(|(_, r)| r)
-            .ok_or_else(|| format!("{url:?} is not a URL"))?;
-        let (auth, rest) = match rest.rsplit_once('@') {
-            Some((a, r)) => (Some(a), r),
-            None => (None, rest),
-        };
-        let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let hostport = hostport.trim_end_matches('/');
-        let (host, port) = split_host_port(hostport, 5000)
-            .ok_or_else(|| format!("bad host or port {hostport:?} in {url:?}"))?;
-        let mut channel = 0u32;
-        let mut subtype = 0u32;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let n: u32 = v
-                .parse()
-                .map_err(|_| format!("{k}={v:?} in {url:?} is not a number"))?;
-            match k {
-                "channel" => channel = n,
-                "subtype" => subtype = n,
-                _ => {
-                    return Err(format!(
-                        "unknown parameter {k:?} in {url:?} (channel, subtype)"
-                    ));
-                }
-            }
-        }
-        let (url_user, url_pass) = match auth.and_then(|a| a.split_once(':')) {
-            Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
-            None => (auth.map(str::to_string), None),
-        };
-        let username = o
-            .username
-            .clone()
-            .or(url_user)
-            .ok_or("the username is missing (option `username` or user@ in the URL)")?;
-        let password = o
-            .password
-            .clone()
-            .or(url_pass)
-            .ok_or("the password is missing (option `password` or user:pass@ in the URL)")?;
+        let u = crate::devurl::DeviceUrl::parse(url)?;
+        let (host, port) = split_host_port(&u.target, 5000)
+            .ok_or_else(|| format!("bad host or port {:?} in {url:?}", u.target))?;
+        let channel = u.channel.unwrap_or(0);
+        let subtype = u.subtype.unwrap_or(0);
+        let (username, password) = u.credentials(o.username.as_ref(), o.password.as_ref())?;
         let template = Template::parse(o.rtsp_template.as_deref().unwrap_or("dahua"))?;
         let media = match o.media.as_deref().unwrap_or("rtsp") {
             "rtsp" => MediaKind::Rtsp,

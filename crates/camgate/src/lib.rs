@@ -2,6 +2,7 @@
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod devurl;
 pub mod dhipcmd;
 pub mod dhipsrc;
 pub mod dissect;

@@ -136,46 +136,13 @@ impl Drop for Inner {
 impl P2pSource {
     /// Builds a source from `dahua-p2p://[user:pass@]SERIAL?channel=1&subtype=0`.
     pub fn new(url: &str, opts: P2pOptions) -> Result<Self, String> {
-        let rest = url
-            .split_once("://")
-            .map(|(_, r)| r)
-            .ok_or_else(|| format!("{url:?} is not a URL"))?;
-        let (auth, rest) = match rest.rsplit_once('@') {
-            Some((a, r)) => (Some(a), r),
-            None => (None, rest),
-        };
-        let (serial, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let serial = serial.trim_end_matches('/').to_string();
-        let mut channel = 1u32;
-        let mut subtype = 0u32;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let n: u32 = v
-                .parse()
-                .map_err(|_| format!("{k}={v:?} in {url:?} is not a number"))?;
-            match k {
-                "channel" => channel = n,
-                "subtype" => subtype = n,
-                _ => {
-                    return Err(format!(
-                        "unknown parameter {k:?} in {url:?} (channel, subtype)"
-                    ));
-                }
-            }
-        }
-        let (url_user, url_pass) = match auth.and_then(|a| a.split_once(':')) {
-            Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
-            None => (auth.map(str::to_string), None),
-        };
-        let username = opts
-            .username
-            .clone()
-            .or(url_user)
-            .ok_or("the device username is missing (option `username` or user@ in the URL)")?;
-        let password =
-            opts.password.clone().or(url_pass).ok_or(
-                "the device password is missing (option `password` or user:pass@ in the URL)",
-            )?;
+        let u = crate::devurl::DeviceUrl::parse(url)?;
+        let serial = u.target.clone();
+        let channel = u.channel.unwrap_or(1);
+        let subtype = u.subtype.unwrap_or(0);
+        let (username, password) = u
+            .credentials(opts.username.as_ref(), opts.password.as_ref())
+            .map_err(|e| format!("the device {}", e.trim_start_matches("the ")))?;
         let target = P2pTarget {
             serial: serial.clone(),
             cloud: opts.cloud.clone(),
