@@ -453,3 +453,72 @@ impl SourceSession for DhavSession {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim::testsrc::h265::H265Encoder;
+    use sim::testsrc::picture::Yuv420;
+
+    /// An AVC-format access unit as Annex B, as DHAV carries it.
+    fn annexb(avc: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        media::codec::nal::avc_to_annexb_into(avc, &mut out);
+        out
+    }
+
+    #[test]
+    fn h265_key_frames_give_the_track_its_parameter_sets() {
+        let mut enc = H265Encoder::new(320, 240, 25);
+        let (w, h) = enc.coded_size();
+        let f = enc.encode(&Yuv420::new(w, h, 80, 128, 128));
+        assert!(f.keyframe);
+        let codec = video_codec_of(VideoCodec::H265, &annexb(&f.data)).expect("parameter sets");
+        assert_eq!(codec, enc.codec());
+        assert!(video_codec_of(VideoCodec::Mjpeg, &annexb(&f.data)).is_none());
+    }
+
+    #[test]
+    fn g711_audio_codecs_map_and_others_do_not() {
+        assert_eq!(
+            audio_codec_of(AudioCodec::Alaw, 8000, 1),
+            Some(Codec::G711 {
+                law: G711Law::A,
+                rate: 8000,
+                channels: 1
+            })
+        );
+        assert!(matches!(
+            audio_codec_of(AudioCodec::Mulaw(0x16), 16000, 1),
+            Some(Codec::G711 {
+                law: G711Law::U,
+                rate: 16000,
+                ..
+            })
+        ));
+        assert!(audio_codec_of(AudioCodec::Aac, 48000, 2).is_none());
+    }
+
+    #[test]
+    fn urls_and_options_become_a_target() {
+        let o = DhipOptions {
+            rtsp_template: Some("zn".into()),
+            ..DhipOptions::default()
+        };
+        let t = DhipTarget::parse("dhip://u:p@[::1]:37777?channel=1&subtype=1", &o).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 37777));
+        assert_eq!(t.rtsp_url(), "rtsp://[::1]:554/H264?ch=2&subtype=1");
+        let t = DhipTarget::parse("dhip://u:p@cam", &DhipOptions::default()).unwrap();
+        assert_eq!(t.port, 5000);
+        assert_eq!(
+            t.rtsp_url(),
+            "rtsp://cam:554/cam/realmonitor?channel=1&subtype=0"
+        );
+        let bad = DhipOptions {
+            media: Some("hls".into()),
+            ..DhipOptions::default()
+        };
+        assert!(DhipTarget::parse("dhip://u:p@cam", &bad).is_err());
+        assert!(DhipTarget::parse("dhip://cam", &DhipOptions::default()).is_err());
+    }
+}
