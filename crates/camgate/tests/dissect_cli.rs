@@ -892,6 +892,10 @@ fn dhav_vector_shows_codec_size_date_and_nal_types() {
     let p = &v[0];
     assert_eq!(p["kind"], "video-key");
     assert_eq!(p["type_byte"], "0xfd");
+    assert_eq!(
+        p["frame_number"], 1,
+        "not \"frame\": captures use that for theirs"
+    );
     assert_eq!(p["date"], "2024-05-06 07:08:09");
     assert_eq!(p["ms"], 500);
     assert_eq!(p["video"]["codec"], "h264");

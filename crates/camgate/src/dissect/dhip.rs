@@ -225,7 +225,7 @@ pub(crate) fn dhav_obj(p: &Packet) -> Obj {
         .with("kind", kind_name(p.kind))
         .with("type_byte", format!("0x{:02x}", p.kind.to_byte()))
         .with("channel", p.channel)
-        .with("frame", p.frame_number)
+        .with("frame_number", p.frame_number)
         .with(
             "date",
             format!(
