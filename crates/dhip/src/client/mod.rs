@@ -18,7 +18,7 @@ use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
-use tracing::{debug, info};
+use tracing::debug;
 
 pub use events::{Event, EventItem, EventStream};
 
@@ -473,7 +473,7 @@ impl Client {
         self.shared
             .logins
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        info!(peer = %conn.peer, session = ?conn.session(), ?keepalive, "DHIP logged in");
+        debug!(peer = %conn.peer, session = ?conn.session(), ?keepalive, "DHIP logged in");
         let keeper = tokio::spawn(keep_alive(Arc::downgrade(&conn), cfg.clone(), keepalive));
         *guard = Some(Live {
             conn: conn.clone(),
