@@ -11,7 +11,7 @@ use dhip::methods::PtzPolicy;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, broadcast};
 
 /// Why a control request failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,8 +75,13 @@ pub struct PtzRequest {
     pub zoom: Option<f64>,
 }
 
-/// A live event feed (JSON objects, one per event or state change).
-pub type EventFeed = mpsc::Receiver<Value>;
+/// A live event feed (JSON objects, one per event or state change). Every subscriber of a
+/// camera shares one device connection; a subscriber that falls behind misses events
+/// (`Lagged`).
+pub type EventFeed = broadcast::Receiver<Value>;
+
+/// Events buffered per subscriber before the slowest one starts missing them.
+const EVENT_BUFFER: usize = 256;
 
 /// Control of one camera.
 pub trait CameraControl: Send + Sync {
@@ -124,6 +129,8 @@ pub struct DhipControl {
     client: Mutex<Option<Client>>,
     tunnel: Mutex<Option<(SocketAddr, tokio::task::AbortHandle)>>,
     name: String,
+    /// The shared event feed and the task that fills it from the device.
+    events: std::sync::Mutex<Option<(broadcast::Sender<Value>, tokio::task::JoinHandle<()>)>>,
 }
 
 impl Drop for DhipControl {
@@ -146,6 +153,7 @@ impl DhipControl {
             client: Mutex::new(None),
             tunnel: Mutex::new(None),
             name: name.to_string(),
+            events: std::sync::Mutex::new(None),
         }
     }
 
@@ -285,10 +293,25 @@ impl CameraControl for DhipControl {
 
     fn events(&self) -> BoxFuture<'_, Result<EventFeed, ControlError>> {
         Box::pin(async move {
+            {
+                let g = self.events.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((tx, task)) = g.as_ref()
+                    && !task.is_finished()
+                {
+                    return Ok(tx.subscribe());
+                }
+            }
             let c = self.client().await?;
+            let mut g = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((tx, task)) = g.as_ref()
+                && !task.is_finished()
+            {
+                return Ok(tx.subscribe());
+            }
+            let (tx, rx) = broadcast::channel(EVENT_BUFFER);
+            let feed = tx.clone();
             let mut stream = c.events(vec!["All".into()]);
-            let (tx, rx) = mpsc::channel(256);
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 while let Some(item) = stream.next().await {
                     let v = match item {
                         EventItem::Event(e) => json!({"type": "event", "event": e}),
@@ -300,12 +323,14 @@ impl CameraControl for DhipControl {
                         EventItem::Failed(e) => json!({"type": "failed", "error": e.to_string()}),
                     };
                     let last = v["type"] == "failed";
-                    if tx.send(v).await.is_err() || last {
+                    // No subscriber left: stop, and let the next one start a new feed.
+                    if feed.send(v).is_err() || last {
                         break;
                     }
                 }
                 stream.close().await;
             });
+            *g = Some((tx, task));
             Ok(rx)
         })
     }

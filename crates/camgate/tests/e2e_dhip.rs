@@ -532,35 +532,47 @@ async fn rest_routes_control_the_device() {
     assert!(e["error"].as_str().unwrap().contains("no control"), "{e}");
     let (s, _) = http_json(api, "GET", "/api/cameras/nobody/info", None).await;
     assert_eq!(s, 404);
-    // Server-sent events: a few motion events arrive.
-    let mut resp = dhip::http::send(
-        &api.to_string(),
-        "GET",
-        "/api/cameras/door/events",
-        &[],
-        &[],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status, 200);
-    assert!(
-        resp.header("Content-Type")
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while text.matches("\"VideoMotion\"").count() < 3 {
-        let c = tokio::time::timeout_at(deadline, resp.chunk())
-            .await
-            .expect("events in time")
-            .unwrap()
-            .expect("stream open");
-        text.push_str(&String::from_utf8_lossy(&c));
+    // Server-sent events: two clients get the motion events over one device connection.
+    let open = || async {
+        let r = dhip::http::send(
+            &api.to_string(),
+            "GET",
+            "/api/cameras/door/events",
+            &[],
+            &[],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200);
+        assert!(
+            r.header("Content-Type")
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        r
+    };
+    let (mut a, mut b) = (open().await, open().await);
+    for resp in [&mut a, &mut b] {
+        let mut text = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while text.matches("\"VideoMotion\"").count() < 3 {
+            let c = tokio::time::timeout_at(deadline, resp.chunk())
+                .await
+                .expect("events in time")
+                .unwrap()
+                .expect("stream open");
+            text.push_str(&String::from_utf8_lossy(&c));
+        }
+        assert!(text.contains("event: event"), "{text}");
     }
-    assert!(text.contains("event: event"), "{text}");
-    drop(resp);
+    let attaches = sim
+        .observed()
+        .iter()
+        .filter(|r| r.method == "eventManager.attach")
+        .count();
+    assert_eq!(attaches, 1, "one device connection for both clients");
+    drop((a, b));
     let (s, _) = http_json(api, "POST", "/api/cameras/door/reboot", None).await;
     assert_eq!(s, 200);
     assert!(sim.observed().iter().any(|r| r.method == "magicBox.reboot"));

@@ -6,7 +6,8 @@
 //! - `POST /api/cameras/{name}/ptz`: a PTZ request (`{"action":"move","direction":"Left"}`,
 //!   `{"action":"preset","op":"goto","index":3}`, `{"action":"absolute","pan":90,"tilt":10}`...);
 //! - `POST /api/cameras/{name}/reboot`;
-//! - `GET /api/cameras/{name}/events`: server-sent events, one JSON object per event.
+//! - `GET /api/cameras/{name}/events`: server-sent events, one JSON object per event; every
+//!   client of a camera shares one event connection to the device.
 //!
 //! A camera whose kind has no control answers 404 saying so.
 
@@ -21,6 +22,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::Stream;
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, Ctx};
 use crate::control::{CameraControl, ControlError, PtzRequest};
@@ -114,7 +116,14 @@ pub(super) async fn events(
     let rx = c.events().await?;
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>> =
         Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            let v = rx.recv().await?;
+            let v = loop {
+                match rx.recv().await {
+                    Ok(v) => break v,
+                    // This client fell behind: say how many it missed and go on.
+                    Err(RecvError::Lagged(n)) => break json!({"type": "lagged", "missed": n}),
+                    Err(RecvError::Closed) => return None,
+                }
+            };
             let kind = v["type"].as_str().unwrap_or("event").to_string();
             let data = if kind == "event" {
                 v["event"].to_string()
