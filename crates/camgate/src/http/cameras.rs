@@ -116,13 +116,11 @@ pub(super) async fn events(
     let rx = c.events().await?;
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>> =
         Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            let v = loop {
-                match rx.recv().await {
-                    Ok(v) => break v,
-                    // This client fell behind: say how many it missed and go on.
-                    Err(RecvError::Lagged(n)) => break json!({"type": "lagged", "missed": n}),
-                    Err(RecvError::Closed) => return None,
-                }
+            let v = match rx.recv().await {
+                Ok(v) => v,
+                // This client fell behind: say how many it missed and go on.
+                Err(RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}),
+                Err(RecvError::Closed) => return None,
             };
             let kind = v["type"].as_str().unwrap_or("event").to_string();
             let data = if kind == "event" {
