@@ -55,6 +55,21 @@ pub const DEMO_CAMERAS: [(&str, &str, &str); 4] = [
     ),
 ];
 
+/// A preloaded camera entry with default timeouts and caches.
+fn preloaded(name: &str, source: String, options: toml::Table) -> CameraEntry {
+    CameraEntry {
+        name: name.into(),
+        source,
+        preload: true,
+        idle_timeout_s: None,
+        video_timeout_s: None,
+        start_timeout_s: None,
+        gop_cache_mb: None,
+        reader_queue_mb: None,
+        options,
+    }
+}
+
 /// The demo's DHIP camera.
 pub const DEMO_DHIP: &str = "demo-dhip";
 
@@ -82,17 +97,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         let mut options = toml::Table::new();
         options.insert("username".into(), "admin".into());
         options.insert("password".into(), "demo-password".into());
-        cfg.camera.push(CameraEntry {
-            name: name.into(),
-            source: cam.info().url.clone(),
-            preload: true,
-            idle_timeout_s: None,
-            video_timeout_s: None,
-            start_timeout_s: None,
-            gop_cache_mb: None,
-            reader_queue_mb: None,
-            options,
-        });
+        cfg.camera
+            .push(preloaded(name, cam.info().url.clone(), options));
         cams.push(cam);
     }
     // A Dahua device over DHIP: media from its DHAV stream, control through the REST API.
@@ -108,17 +114,11 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     options.insert("media".into(), "dhav".into());
     let http_port = dhip_sim.http_addr().map_or(80, |a| a.port());
     options.insert("http_port".into(), i64::from(http_port).into());
-    cfg.camera.push(CameraEntry {
-        name: DEMO_DHIP.into(),
-        source: format!("dhip://127.0.0.1:{}", dhip_sim.addr().port()),
-        preload: true,
-        idle_timeout_s: None,
-        video_timeout_s: None,
-        start_timeout_s: None,
-        gop_cache_mb: None,
-        reader_queue_mb: None,
+    cfg.camera.push(preloaded(
+        DEMO_DHIP,
+        format!("dhip://127.0.0.1:{}", dhip_sim.addr().port()),
         options,
-    });
+    ));
     let running = crate::serve::start(&cfg, "", "demo").await?;
     let rtsp = running.rtsp.local_addr();
     let http = running.http_addr;

@@ -39,15 +39,9 @@ pub struct DhipArgs {
     /// Reach the device through the Dahua P2P cloud; HOST is its serial number.
     #[arg(long)]
     pub p2p: bool,
-    /// With --p2p: cloud main server HOST:PORT.
-    #[arg(long)]
-    pub cloud: Option<String>,
-    /// With --p2p: application profile (smartpss, dmss, legacy, amcrest).
-    #[arg(long)]
-    pub profile: Option<String>,
-    /// With --p2p: auto, direct or relay.
-    #[arg(long)]
-    pub mode: Option<String>,
+    /// With --p2p: the cloud and how to use it.
+    #[command(flatten)]
+    pub cloud: crate::p2p::CloudFlags,
     /// PTZ preset index argument: arg2 (most firmware) or arg1.
     #[arg(long, default_value = "arg2")]
     pub preset_arg: String,
@@ -349,9 +343,9 @@ async fn endpoints(a: &DhipArgs) -> Result<Endpoints, String> {
     }
     let target = crate::p2p::P2pTarget {
         serial: a.host.clone(),
-        cloud: a.cloud.clone(),
-        profile: a.profile.clone(),
-        mode: a.mode.clone(),
+        cloud: a.cloud.cloud.clone(),
+        profile: a.cloud.profile.clone(),
+        mode: a.cloud.mode.clone(),
         auth: None,
         username: a.username.clone(),
         password: a.password.clone(),

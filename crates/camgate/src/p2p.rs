@@ -242,6 +242,20 @@ impl Source for P2pSource {
     }
 }
 
+/// Where the Dahua P2P cloud is and how to use it (command-line flags).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CloudFlags {
+    /// Cloud main server HOST:PORT (default: the profile's public host).
+    #[arg(long)]
+    pub cloud: Option<String>,
+    /// Application profile: smartpss, dmss, legacy, amcrest.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// auto (direct, relay when the punch fails), direct, relay.
+    #[arg(long)]
+    pub mode: Option<String>,
+}
+
 /// `camgate tunnel dahua`.
 #[derive(clap::Args, Debug)]
 pub struct TunnelArgs {
@@ -259,15 +273,9 @@ pub struct TunnelArgs {
     /// The device TCP port each connection goes to (554 RTSP, 80 web, 37777, 5000 DHIP).
     #[arg(long, default_value_t = 554)]
     pub port: u16,
-    /// Cloud main server HOST:PORT (default: the profile's public host).
-    #[arg(long)]
-    pub cloud: Option<String>,
-    /// Application profile: smartpss, dmss, legacy, amcrest.
-    #[arg(long)]
-    pub profile: Option<String>,
-    /// auto (direct, relay when the punch fails), direct, relay.
-    #[arg(long)]
-    pub mode: Option<String>,
+    /// How to reach the cloud.
+    #[command(flatten)]
+    pub cloud: CloudFlags,
     /// Device authentication: auto, 0, 1.
     #[arg(long)]
     pub auth: Option<String>,
@@ -280,9 +288,9 @@ pub struct TunnelArgs {
 pub async fn run_tunnel(a: TunnelArgs) -> Result<(), String> {
     let target = P2pTarget {
         serial: a.serial.clone(),
-        cloud: a.cloud.clone(),
-        profile: a.profile.clone(),
-        mode: a.mode.clone(),
+        cloud: a.cloud.cloud.clone(),
+        profile: a.cloud.profile.clone(),
+        mode: a.cloud.mode.clone(),
         auth: a.auth.clone(),
         username: a.username.clone(),
         password: a.password.clone(),

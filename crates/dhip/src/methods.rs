@@ -134,6 +134,12 @@ impl Client {
         }
     }
 
+    /// Calls a parameterless getter and reads a string (or number) under one of `keys`.
+    async fn text(&self, method: &str, keys: &[&str]) -> Result<String, Error> {
+        let v = self.call(method, json!({})).await?;
+        str_of(&v, keys).ok_or_else(|| self.unexpected(method, &v))
+    }
+
     /// `magicBox.getSystemInfo`: device type, serial number, hardware version...
     pub async fn system_info(&self) -> Result<Value, Error> {
         self.call("magicBox.getSystemInfo", json!({})).await
@@ -141,14 +147,12 @@ impl Client {
 
     /// `magicBox.getDeviceType`.
     pub async fn device_type(&self) -> Result<String, Error> {
-        let v = self.call("magicBox.getDeviceType", json!({})).await?;
-        str_of(&v, &["type"]).ok_or_else(|| self.unexpected("magicBox.getDeviceType", &v))
+        self.text("magicBox.getDeviceType", &["type"]).await
     }
 
     /// `magicBox.getSerialNo`.
     pub async fn serial_number(&self) -> Result<String, Error> {
-        let v = self.call("magicBox.getSerialNo", json!({})).await?;
-        str_of(&v, &["sn"]).ok_or_else(|| self.unexpected("magicBox.getSerialNo", &v))
+        self.text("magicBox.getSerialNo", &["sn"]).await
     }
 
     /// `magicBox.getSoftwareVersion` (`version` object).
@@ -159,20 +163,17 @@ impl Client {
 
     /// `magicBox.getHardwareVersion`.
     pub async fn hardware_version(&self) -> Result<String, Error> {
-        let v = self.call("magicBox.getHardwareVersion", json!({})).await?;
-        str_of(&v, &["version"]).ok_or_else(|| self.unexpected("magicBox.getHardwareVersion", &v))
+        self.text("magicBox.getHardwareVersion", &["version"]).await
     }
 
     /// `magicBox.getVendor` (`vendor` or `Vendor`).
     pub async fn vendor(&self) -> Result<String, Error> {
-        let v = self.call("magicBox.getVendor", json!({})).await?;
-        str_of(&v, &["vendor", "Vendor"]).ok_or_else(|| self.unexpected("magicBox.getVendor", &v))
+        self.text("magicBox.getVendor", &["vendor", "Vendor"]).await
     }
 
     /// `magicBox.getMachineName`.
     pub async fn machine_name(&self) -> Result<String, Error> {
-        let v = self.call("magicBox.getMachineName", json!({})).await?;
-        str_of(&v, &["name"]).ok_or_else(|| self.unexpected("magicBox.getMachineName", &v))
+        self.text("magicBox.getMachineName", &["name"]).await
     }
 
     /// `magicBox.getMemoryInfo` (`free`, `total`; numbers may be floats).
@@ -223,8 +224,7 @@ impl Client {
 
     /// `magicBox.getDeviceClass` (IPC, NVR, VTO, VTH, HCVR...).
     pub async fn device_class(&self) -> Result<String, Error> {
-        let v = self.call("magicBox.getDeviceClass", json!({})).await?;
-        str_of(&v, &["type"]).ok_or_else(|| self.unexpected("magicBox.getDeviceClass", &v))
+        self.text("magicBox.getDeviceClass", &["type"]).await
     }
 
     /// `global.getCurrentTime` (`YYYY-MM-DD HH:MM:SS`, from `result` or `params.time`).
