@@ -284,9 +284,12 @@ async fn a_mid_stream_resolution_change_updates_the_track() {
         small.display()
     ))
     .await;
-    let mut s = open(&server.url, RtspSourceOptions::default())
-        .await
-        .unwrap();
+    // GStreamer prepares this two-file pipeline slowly on a loaded machine.
+    let opts = RtspSourceOptions {
+        connect_timeout_s: 30.0,
+        ..RtspSourceOptions::default()
+    };
+    let mut s = open(&server.url, opts).await.unwrap();
     let size = |t: &TrackInfo| match &t.codec {
         Codec::H264 { sps, .. } => {
             let p = h264::Sps::parse(sps).unwrap();
