@@ -453,7 +453,7 @@ pub struct DemuxStats {
 }
 
 /// A streaming DHAV demuxer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Demuxer {
     buf: BytesMut,
     started: bool,
@@ -479,12 +479,24 @@ fn ext_record_len(t: u8) -> Option<usize> {
     }
 }
 
+impl Default for Demuxer {
+    fn default() -> Self {
+        Demuxer::new()
+    }
+}
+
 impl Demuxer {
     /// A demuxer with nothing buffered.
     pub fn new() -> Demuxer {
         Demuxer {
+            buf: BytesMut::new(),
+            started: false,
             in_sync: true,
-            ..Demuxer::default()
+            video: VideoInfo::default(),
+            audio: None,
+            video_clock: Clock::default(),
+            audio_clock: Clock::default(),
+            stats: DemuxStats::default(),
         }
     }
 

@@ -49,7 +49,12 @@ struct BodyReader {
     rd: BufReader<TcpStream>,
     framing: Framing,
     finished: bool,
+    /// Reused read buffer; handed-out pieces are split off it.
+    buf: BytesMut,
 }
+
+/// Largest piece of body read at once.
+const READ_CHUNK: usize = 64 * 1024;
 
 impl HttpResponse {
     /// A header's value.
@@ -82,40 +87,46 @@ impl HttpResponse {
 }
 
 impl BodyReader {
+    /// Reads at most `max` body bytes into the reusable buffer and hands them out without a
+    /// further copy; `Ok(None)` at the end of the connection.
+    async fn read_some(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
+        self.buf.reserve(READ_CHUNK);
+        let n = (&mut self.rd)
+            .take(max.min(READ_CHUNK) as u64)
+            .read_buf(&mut self.buf)
+            .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.buf.split().freeze()))
+    }
+
     async fn chunk(&mut self) -> std::io::Result<Option<Bytes>> {
         if self.finished {
             return Ok(None);
         }
-        let mut buf = vec![0u8; 64 * 1024];
         match &mut self.framing {
+            Framing::Length(0) | Framing::Chunked { done: true, .. } => {
+                self.finished = true;
+                Ok(None)
+            }
             Framing::Length(left) => {
-                if *left == 0 {
-                    self.finished = true;
-                    return Ok(None);
+                let want = *left as usize;
+                let c = self
+                    .read_some(want)
+                    .await?
+                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                if let Framing::Length(left) = &mut self.framing {
+                    *left -= c.len() as u64;
                 }
-                let want = buf.len().min(*left as usize);
-                let n = self.rd.read(&mut buf[..want]).await?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                *left -= n as u64;
-                buf.truncate(n);
-                Ok(Some(buf.into()))
+                Ok(Some(c))
             }
             Framing::Close => {
-                let n = self.rd.read(&mut buf).await?;
-                if n == 0 {
-                    self.finished = true;
-                    return Ok(None);
-                }
-                buf.truncate(n);
-                Ok(Some(buf.into()))
+                let c = self.read_some(usize::MAX).await?;
+                self.finished = c.is_none();
+                Ok(c)
             }
-            Framing::Chunked { left, done } => {
-                if *done {
-                    self.finished = true;
-                    return Ok(None);
-                }
+            Framing::Chunked { left, .. } => {
                 if *left == 0 {
                     let line = read_line(&mut self.rd).await?;
                     let size = line.split(';').next().unwrap_or("").trim();
@@ -128,23 +139,28 @@ impl BodyReader {
                     if size == 0 {
                         // Trailers until the empty line.
                         while !read_line(&mut self.rd).await?.is_empty() {}
-                        *done = true;
                         self.finished = true;
                         return Ok(None);
                     }
-                    *left = size;
+                    if let Framing::Chunked { left, .. } = &mut self.framing {
+                        *left = size;
+                    }
                 }
-                let want = buf.len().min(*left as usize);
-                let n = self.rd.read(&mut buf[..want]).await?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                let want = match &self.framing {
+                    Framing::Chunked { left, .. } => *left as usize,
+                    _ => 0,
+                };
+                let c = self
+                    .read_some(want)
+                    .await?
+                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                if let Framing::Chunked { left, .. } = &mut self.framing {
+                    *left -= c.len() as u64;
+                    if *left == 0 {
+                        read_line(&mut self.rd).await?;
+                    }
                 }
-                *left -= n as u64;
-                if *left == 0 {
-                    read_line(&mut self.rd).await?;
-                }
-                buf.truncate(n);
-                Ok(Some(buf.into()))
+                Ok(Some(c))
             }
         }
     }
@@ -250,6 +266,7 @@ pub async fn send(
                 rd,
                 framing,
                 finished: false,
+                buf: BytesMut::new(),
             },
         })
     };

@@ -219,6 +219,7 @@ fn shared_rtp_numbers_a_streams_frames_in_order_and_they_depacketize() {
         }),
     ];
     let shared = SharedRtp::new(1000, test_pts);
+    shared.set_tracks(&tracks);
     let mut depack = media::rtp::depacketizer(&codec, 0);
     let mut next_seq = [None::<u16>; 2];
     for i in 0..20u64 {
@@ -232,7 +233,7 @@ fn shared_rtp_numbers_a_streams_frames_in_order_and_they_depacketize() {
         let video = Frame::new(0, 3000 * i as i64, true, Bytes::from(data.clone()));
         let audio = Frame::new(1, 320 * i as i64, true, Bytes::from(vec![0xd5; 320]));
         for f in [&video, &audio] {
-            shared.prepare(f, &tracks);
+            shared.prepare(f, &tracks[f.track]);
             let w = f.wire().expect("prepared");
             assert_eq!(w.channel as usize, 2 * f.track);
             assert_eq!(w.ssrc, shared.ssrc(f.track));

@@ -325,8 +325,11 @@ impl Stream {
         }
         let shared = make();
         if let Tracks::Ready(tracks) = &*self.tracks.borrow() {
+            shared.set_tracks(tracks);
             for f in inner.gop.frames() {
-                shared.prepare(f, tracks);
+                if let Some(info) = tracks.get(f.track) {
+                    shared.prepare(f, info);
+                }
             }
         }
         inner.shared_rtp = Some(shared.clone());
@@ -496,6 +499,9 @@ impl Stream {
                 t.rebase = true;
             }
             inner.codecs = tracks.iter().map(|t| t.codec_name().to_string()).collect();
+            if let Some(shared) = &inner.shared_rtp {
+                shared.set_tracks(&tracks);
+            }
             inner.sessions += 1;
             inner.last_primary = Instant::now();
             inner.last_error = None;
@@ -555,7 +561,7 @@ impl Stream {
         map.last_wall = Some(now);
         let frame = Arc::new(frame.with_ts(ts));
         if let Some(shared) = &inner.shared_rtp {
-            shared.prepare(&frame, tracks);
+            shared.prepare(&frame, &tracks[frame.track]);
         }
 
         let len = frame.data.len() as u64;

@@ -50,7 +50,14 @@ pub type PayloadTypes = fn(&[TrackInfo]) -> Vec<u8>;
 pub struct SharedRtp {
     max_payload: usize,
     payload_types: PayloadTypes,
-    state: Mutex<Vec<TrackClock>>,
+    state: Mutex<State>,
+}
+
+/// The numbering of every track, and the payload types of the current tracks.
+#[derive(Default)]
+struct State {
+    clocks: Vec<TrackClock>,
+    pts: Vec<u8>,
 }
 
 impl std::fmt::Debug for SharedRtp {
@@ -71,11 +78,11 @@ impl SharedRtp {
         Arc::new(SharedRtp {
             max_payload,
             payload_types,
-            state: Mutex::new(Vec::new()),
+            state: Mutex::new(State::default()),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<TrackClock>> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -92,7 +99,14 @@ impl SharedRtp {
 
     /// The SSRC of `track` (fixed for the life of the stream).
     pub fn ssrc(&self, track: usize) -> u32 {
-        Self::clock(&mut self.lock(), track).ssrc
+        Self::clock(&mut self.lock().clocks, track).ssrc
+    }
+
+    /// Takes the tracks of a new source session (their payload types are fixed here, once
+    /// per session, not per frame).
+    pub fn set_tracks(&self, tracks: &[TrackInfo]) {
+        let pts = (self.payload_types)(tracks);
+        self.lock().pts = pts;
     }
 
     /// Runs `f` with every track's clock while no frame can be packetized, so that a new
@@ -100,18 +114,15 @@ impl SharedRtp {
     pub fn with_clocks<R>(&self, tracks: usize, f: impl FnOnce(&[TrackClock]) -> R) -> R {
         let mut state = self.lock();
         if tracks > 0 {
-            Self::clock(&mut state, tracks - 1);
+            Self::clock(&mut state.clocks, tracks - 1);
         }
-        f(&state)
+        f(&state.clocks)
     }
 
-    /// Packetizes `frame` (whose track is described by `tracks[frame.track]`) and attaches the
-    /// result to it. A frame the payload format cannot carry, or on a track beyond
-    /// [`MAX_SHARED_TRACKS`], is left without one.
-    pub fn prepare(&self, frame: &Frame, tracks: &[TrackInfo]) {
-        let Some(info) = tracks.get(frame.track) else {
-            return;
-        };
+    /// Packetizes `frame`, whose track is `info`, and attaches the result to it. A frame the
+    /// payload format cannot carry, on a track beyond [`MAX_SHARED_TRACKS`] or before
+    /// [`SharedRtp::set_tracks`] named its track, is left without one.
+    pub fn prepare(&self, frame: &Frame, info: &TrackInfo) {
         if frame.track >= MAX_SHARED_TRACKS {
             return;
         }
@@ -120,12 +131,11 @@ impl SharedRtp {
         if chunks.is_empty() {
             return;
         }
-        let pt = (self.payload_types)(tracks)
-            .get(frame.track)
-            .copied()
-            .unwrap_or(96);
         let mut state = self.lock();
-        let clock = Self::clock(&mut state, frame.track);
+        let Some(&pt) = state.pts.get(frame.track) else {
+            return;
+        };
+        let clock = Self::clock(&mut state.clocks, frame.track);
         let wire = build(clock, &chunks, frame, pt);
         drop(state);
         frame.set_wire(wire);
