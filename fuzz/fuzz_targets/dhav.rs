@@ -12,37 +12,8 @@ use dhip::dhav::{
     Demuxer, FILE_HEADER_LEN, FILE_PREFIX, HEADER_LEN, PackedDate, PacketSpec, PacketType,
     TRAILER_LEN, write_packet,
 };
+use camgate_fuzz::Input;
 use libfuzzer_sys::fuzz_target;
-
-/// Reads the input front to back; runs dry as zeros.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.0.len());
-        let (b, rest) = self.0.split_at(n);
-        self.0 = rest;
-        b
-    }
-}
 
 /// Pushes `stream` in chunks of `sizes` (cycled), draining packets after each push.
 fn demux(stream: &[u8], sizes: &[usize]) -> (Demuxer, Vec<dhip::dhav::Packet>) {
@@ -77,29 +48,29 @@ fn demux(stream: &[u8], sizes: &[usize]) -> (Demuxer, Vec<dhip::dhav::Packet>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut inp = Input(data);
+    let mut inp = Input::new(data);
     let k = usize::from(inp.u8() % 8 + 1);
     let mut sizes: Vec<usize> = inp
-        .bytes(k)
+        .take(k)
         .iter()
         .map(|b| usize::from(*b) * 16 + 1)
         .collect();
     if sizes.is_empty() {
         sizes.push(1);
     }
-    let stream = inp.0;
+    let stream = inp.rest();
 
     // Write packets from input-derived fields; the demuxer must return exactly them.
-    let mut inp = Input(data);
+    let mut inp = Input::new(data);
     let kind = PacketType::from_byte(inp.u8());
     let channel = inp.u8();
-    let frame_number = inp.u32();
-    let date = PackedDate::unpack(inp.u32());
-    let ms = inp.u16();
+    let frame_number = inp.u32_le();
+    let date = PackedDate::unpack(inp.u32_le());
+    let ms = inp.u16_le();
     let ext_len = usize::from(inp.u8());
     let copies = usize::from(inp.u8() % 3) + 1;
-    let ext = inp.bytes(ext_len).to_vec();
-    let payload = inp.0;
+    let ext = inp.take(ext_len).to_vec();
+    let payload = inp.rest();
     let spec = PacketSpec {
         kind,
         channel,

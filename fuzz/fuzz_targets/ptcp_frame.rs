@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dahua_p2p::ptcp::{AckPolicy, Body, Config, Event, Frame, Header, PidPolicy, Session, Status};
+use camgate_fuzz::Input;
 use libfuzzer_sys::fuzz_target;
 
 const C: usize = 0;
@@ -20,36 +21,6 @@ const D: usize = 1;
 const WIRE_CAP: usize = 512;
 /// Most operations per input.
 const MAX_OPS: usize = 2000;
-
-/// Reads the input front to back; runs dry as zeros.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn bytes(&mut self, max: usize) -> &[u8] {
-        let n = usize::from(self.u8()).min(max).min(self.0.len());
-        let (b, rest) = self.0.split_at(n);
-        self.0 = rest;
-        b
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 fn config(base: Config, flags: u8, window: u8) -> Config {
     let mut c = base;
@@ -88,7 +59,7 @@ fn body(inp: &mut Input) -> Body {
         1 => Body::Syn,
         2 => Body::Data {
             realm,
-            payload: Bytes::copy_from_slice(inp.bytes(64)),
+            payload: Bytes::copy_from_slice(inp.sized(64)),
         },
         3 => Body::Bind {
             realm,
@@ -106,8 +77,8 @@ fn body(inp: &mut Input) -> Body {
         },
         5 => Body::Heartbeat,
         6 => Body::SignRequest,
-        7 => Body::Sign(Bytes::copy_from_slice(inp.bytes(32))),
-        8 => Body::Auth(Bytes::copy_from_slice(inp.bytes(32))),
+        7 => Body::Sign(Bytes::copy_from_slice(inp.sized(32))),
+        8 => Body::Auth(Bytes::copy_from_slice(inp.sized(32))),
         9 => Body::AuthResponse(Bytes::new()),
         10 => Body::AuthFinal,
         _ => Body::Other(Bytes::copy_from_slice(&[0x0a, 0x00])),
@@ -158,7 +129,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(Frame::parse(&again).as_ref(), Ok(&f));
     }
 
-    let mut inp = Input(data);
+    let mut inp = Input::new(data);
     let flags = inp.u8();
     let window = inp.u8();
     let sign = Bytes::from_static(b"fuzz-sign");
@@ -218,7 +189,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             20 => {
-                let raw = inp.bytes(255).to_vec();
+                let raw = inp.sized(255).to_vec();
                 h.deliver(side, &raw);
             }
             21 => {
@@ -226,10 +197,10 @@ fuzz_target!(|data: &[u8]| {
                 let delta = i32::from(inp.u8() as i8);
                 let header = Header {
                     sent: h.expects[1 - side].wrapping_add_signed(delta),
-                    recv: inp.u32(),
-                    pid: inp.u32(),
-                    lmid: inp.u32(),
-                    rmid: inp.u32(),
+                    recv: inp.u32_be(),
+                    pid: inp.u32_be(),
+                    lmid: inp.u32_be(),
+                    rmid: inp.u32_be(),
                 };
                 let frame = Frame {
                     header,

@@ -52,3 +52,62 @@ pub fn depacketize(codec: &Codec, data: &[u8]) {
         }
     }
 }
+
+/// Reads a fuzzer input front to back; runs dry as zeros.
+pub struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    /// A reader over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Input(data)
+    }
+
+    /// The next byte (0 once the input is used up).
+    pub fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    /// A little-endian u16.
+    pub fn u16_le(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    /// A little-endian u32.
+    pub fn u32_le(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    /// A big-endian u32.
+    pub fn u32_be(&mut self) -> u32 {
+        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    /// The next `n` bytes (fewer at the end).
+    pub fn take(&mut self, n: usize) -> &'a [u8] {
+        let (b, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        b
+    }
+
+    /// A length byte (capped at `max`), then that many bytes.
+    pub fn sized(&mut self, max: usize) -> &'a [u8] {
+        let n = usize::from(self.u8()).min(max);
+        self.take(n)
+    }
+
+    /// Everything not read yet (consumed).
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.0)
+    }
+
+    /// True once the input is used up.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

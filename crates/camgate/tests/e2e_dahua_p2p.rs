@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use camgate::config::{CameraEntry, Config, ServerSection};
+use camgate::config::CameraEntry;
 use common::*;
 use futures_util::future::join_all;
 use sim::dahua_p2p::{DahuaP2pSim, DahuaP2pSimOptions, DeviceOptions, RealmVia};
@@ -39,19 +39,7 @@ fn p2p_entry(sim: &DahuaP2pSim, mode: &str, password: Option<&str>) -> CameraEnt
 }
 
 async fn camgate_with(entry: CameraEntry) -> camgate::serve::Running {
-    let cfg = Config {
-        server: ServerSection {
-            rtsp_listen: "127.0.0.1:0".parse().unwrap(),
-            http_listen: "127.0.0.1:0".parse().unwrap(),
-            rtp_port: 0,
-            ..ServerSection::default()
-        },
-        camera: vec![entry],
-        ..Config::default()
-    };
-    camgate::serve::start(&cfg, "", "test")
-        .await
-        .expect("camgate starts")
+    serve_entries(vec![entry]).await
 }
 
 fn url(running: &camgate::serve::Running) -> String {

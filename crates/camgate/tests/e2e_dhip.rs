@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use camgate::config::{CameraEntry, Config, ServerSection};
+use camgate::config::CameraEntry;
 use common::*;
 use serde_json::{Value, json};
 use sim::dhip::{DhipSim, DhipSimOptions};
@@ -395,19 +395,7 @@ fn dhip_entry(sim: &DhipSim, name: &str, media: &str, rtsp_port: Option<u16>) ->
 }
 
 async fn camgate_with(entries: Vec<CameraEntry>) -> camgate::serve::Running {
-    let cfg = Config {
-        server: ServerSection {
-            rtsp_listen: "127.0.0.1:0".parse().unwrap(),
-            http_listen: "127.0.0.1:0".parse().unwrap(),
-            rtp_port: 0,
-            ..ServerSection::default()
-        },
-        camera: entries,
-        ..Config::default()
-    };
-    camgate::serve::start(&cfg, "", "test")
-        .await
-        .expect("camgate starts")
+    serve_entries(entries).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

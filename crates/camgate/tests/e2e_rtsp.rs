@@ -569,33 +569,15 @@ struct TcpSession {
 /// Plays every track of `url` over TCP on channels `base + 2 × track` and reads for `secs`.
 async fn play_raw(c: &mut RawRtsp, url: &str, tracks: usize, base: u8, secs: u64) -> TcpSession {
     use tokio::io::AsyncReadExt;
-    let mut session = String::new();
-    let mut ssrc = Vec::new();
-    for i in 0..tracks {
-        let ch = base + 2 * i as u8;
-        let t = format!(
-            "Transport: RTP/AVP/TCP;unicast;interleaved={}-{}",
-            ch,
-            ch + 1
-        );
-        let sh = format!("Session: {session}");
-        let mut h = vec![t.as_str()];
-        if !session.is_empty() {
-            h.push(sh.as_str());
-        }
-        let r = c.request("SETUP", &format!("{url}/trackID={i}"), &h).await;
-        assert_eq!(r.status, 200, "SETUP: {r:?}");
-        session = r
-            .header("Session")
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let tr = r.header("Transport").unwrap();
-        let hex = tr.split("ssrc=").nth(1).expect("ssrc in Transport");
-        ssrc.push(u32::from_str_radix(hex.split(';').next().unwrap(), 16).unwrap());
-    }
+    let (session, setups) = c.setup_tcp(url, tracks, base).await;
+    let ssrc: Vec<u32> = setups
+        .iter()
+        .map(|r| {
+            let tr = r.header("Transport").unwrap();
+            let hex = tr.split("ssrc=").nth(1).expect("ssrc in Transport");
+            u32::from_str_radix(hex.split(';').next().unwrap(), 16).unwrap()
+        })
+        .collect();
     let sh = format!("Session: {session}");
     let r = c.request("PLAY", url, &[sh.as_str()]).await;
     assert_eq!(r.status, 200, "PLAY: {r:?}");

@@ -30,6 +30,9 @@ pub struct Message {
     pub json: Bytes,
     /// The binary part after the JSON (empty for most messages).
     pub data: Bytes,
+    /// The header of the message's first packet (its length fields, for tools that show
+    /// them; `session`, `request_id` and `index` above are copied from it).
+    pub header: Header,
 }
 
 /// Removes trailing whitespace and NULs (devices end JSON with `\n`, discovery replies with
@@ -50,8 +53,8 @@ fn trim_bytes(b: Bytes) -> Bytes {
 /// A total-length message being joined.
 #[derive(Debug)]
 struct Partial {
-    session: u32,
-    request_id: u32,
+    /// The first packet's header.
+    header: Header,
     total: usize,
     bytes: BytesMut,
 }
@@ -149,9 +152,9 @@ impl Decoder {
             let total = h.message_length as usize;
             let dl = h.data_length as usize;
             if let Some(p) = &mut self.partial {
-                if p.request_id != h.request_id {
+                if p.header.request_id != h.request_id {
                     return Err(FrameError::InterleavedFragment {
-                        expected: p.request_id,
+                        expected: p.header.request_id,
                         got: h.request_id,
                     });
                 }
@@ -161,11 +164,12 @@ impl Decoder {
                 }
                 let p = self.partial.take().expect("partial present");
                 return Ok(Some(Message {
-                    session: p.session,
-                    request_id: p.request_id,
+                    session: p.header.session,
+                    request_id: p.header.request_id,
                     index: 0,
                     json: trim_bytes(p.bytes.freeze()),
                     data: Bytes::new(),
+                    header: p.header,
                 }));
             }
             if dl == 0 && total > len {
@@ -178,8 +182,7 @@ impl Decoder {
                 let mut bytes = BytesMut::with_capacity(total);
                 bytes.extend_from_slice(&packet);
                 self.partial = Some(Partial {
-                    session: h.session,
-                    request_id: h.request_id,
+                    header: h,
                     total,
                     bytes,
                 });
@@ -193,6 +196,7 @@ impl Decoder {
                 index: h.package_index,
                 json: trim_bytes(body.slice(..json_len)),
                 data: body.slice(json_len..),
+                header: h,
             }));
         }
     }

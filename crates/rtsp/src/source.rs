@@ -694,8 +694,8 @@ fn secs(s: f64) -> Option<Duration> {
     (s.is_finite() && s > 0.0).then(|| Duration::from_secs_f64(s.min(1e9)))
 }
 
-/// Decodes `%XX` escapes (URL userinfo); invalid escapes are kept literally.
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes (URL userinfo, request paths); invalid escapes are kept literally.
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

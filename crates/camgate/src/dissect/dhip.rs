@@ -6,7 +6,7 @@ use bytes::Bytes;
 use dhip::dhav::{Demuxer, Packet, PacketType, VideoCodec};
 use dhip::envelope::{Incoming, Request, SessionId};
 use dhip::frame::{Decoder, Message};
-use dhip::header::{HEADER_LEN, Header, PREFIX};
+use dhip::header::PREFIX;
 use serde_json::Value;
 
 use super::{DissectError, Fault, Obj};
@@ -19,8 +19,8 @@ fn session_node(s: &Option<SessionId>) -> Value {
     }
 }
 
-/// The JSON object of one DHIP message (`header` = the first packet's header, when known).
-pub(crate) fn message_obj(m: &Message, header: Option<&Header>) -> Result<Obj, Fault> {
+/// The JSON object of one DHIP message.
+pub(crate) fn message_obj(m: &Message) -> Result<Obj, Fault> {
     let json: Value = serde_json::from_slice(&m.json).map_err(|e| {
         Fault::new(
             0,
@@ -69,16 +69,15 @@ pub(crate) fn message_obj(m: &Message, header: Option<&Header>) -> Result<Obj, F
     if let Incoming::Response(r) = &incoming {
         o.set("json_session", session_node(&r.session));
     }
-    if let Some(h) = header {
-        o.set(
-            "header",
-            Obj::new()
-                .with("package_length", h.package_length)
-                .with("package_index", h.package_index)
-                .with("message_length", h.message_length)
-                .with("data_length", h.data_length),
-        );
-    }
+    let h = &m.header;
+    o.set(
+        "header",
+        Obj::new()
+            .with("package_length", h.package_length)
+            .with("package_index", h.package_index)
+            .with("message_length", h.message_length)
+            .with("data_length", h.data_length),
+    );
     o.set("json", json);
     o.set("data_len", m.data.len());
     Ok(o)
@@ -90,16 +89,11 @@ pub(crate) struct DhipStream {
     dec: Decoder,
     /// Bytes pushed so far (offsets in errors count from the stream's start).
     offset: usize,
-    /// The header of the packet that starts the next message, kept for its fields.
-    next_header: Option<Header>,
 }
 
 impl DhipStream {
     /// Adds bytes.
     pub(crate) fn push(&mut self, b: &[u8]) {
-        if self.dec.buffered() == 0 && b.len() >= HEADER_LEN && b.starts_with(&PREFIX) {
-            self.next_header = Header::parse(b).ok();
-        }
         self.dec.push(b);
         self.offset += b.len();
     }
@@ -108,12 +102,9 @@ impl DhipStream {
     pub(crate) fn next(&mut self) -> Result<Option<Obj>, Fault> {
         let start = self.offset - self.dec.buffered();
         match self.dec.next_message() {
-            Ok(Some(m)) => {
-                let h = self.next_header.take();
-                Ok(Some(
-                    message_obj(&m, h.as_ref()).map_err(|f| Fault::new(start, f.message))?,
-                ))
-            }
+            Ok(Some(m)) => Ok(Some(
+                message_obj(&m).map_err(|f| Fault::new(start, f.message))?,
+            )),
             Ok(None) => Ok(None),
             Err(e) => Err(Fault::new(start, e.to_string())),
         }
@@ -131,21 +122,12 @@ pub(crate) fn dissect_stream(
     emit: &mut dyn FnMut(Obj) -> Result<(), DissectError>,
 ) -> Result<(), DissectError> {
     let mut s = DhipStream::default();
-    // Headers are read per message, so feed message by message where the framing allows.
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let len = Header::parse(&bytes[pos..])
-            .map(|h| HEADER_LEN + h.package_length as usize)
-            .unwrap_or(bytes.len() - pos)
-            .min(bytes.len() - pos);
-        s.push(&bytes[pos..pos + len]);
-        pos += len;
-        while let Some(o) = s
-            .next()
-            .map_err(|f| DissectError::malformed("DHIP", bytes, f.offset, f.message))?
-        {
-            emit(o)?;
-        }
+    s.push(bytes);
+    while let Some(o) = s
+        .next()
+        .map_err(|f| DissectError::malformed("DHIP", bytes, f.offset, f.message))?
+    {
+        emit(o)?;
     }
     if s.pending() > 0 {
         let at = bytes.len() - s.pending();
@@ -169,7 +151,7 @@ pub(crate) fn dissect_datagram(data: &[u8]) -> Result<Obj, Fault> {
         d.push(data);
         return match d.next_message() {
             Ok(Some(m)) => {
-                let mut o = message_obj(&m, Header::parse(data).ok().as_ref())?;
+                let mut o = message_obj(&m)?;
                 if let Ok(info) = dhip::discovery::parse_reply(data) {
                     o.set("device", device_obj(&info));
                 }

@@ -48,6 +48,28 @@ pub fn camera_entry(
     }
 }
 
+/// Serves `entries` on loopback (any free ports).
+pub async fn serve_entries(entries: Vec<CameraEntry>) -> Running {
+    let cfg = Config {
+        server: loopback_server(),
+        camera: entries,
+        ..Config::default()
+    };
+    camgate::serve::start(&cfg, "", "test")
+        .await
+        .expect("camgate starts")
+}
+
+/// A server section listening on loopback, on free ports.
+pub fn loopback_server() -> ServerSection {
+    ServerSection {
+        rtsp_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        rtp_port: 0,
+        ..ServerSection::default()
+    }
+}
+
 /// Starts one simulated camera per `(name, test URL)` behind camgate (pulled over RTSP).
 pub async fn start(cams: &[(&str, &str)], users: &[(&str, &str)]) -> Setup {
     start_with(cams, users, |_| {}, |_| {}).await
@@ -77,12 +99,7 @@ pub async fn start_full(
     tweak_server: impl Fn(&mut ServerSection),
 ) -> Setup {
     let mut cfg = Config {
-        server: ServerSection {
-            rtsp_listen: "127.0.0.1:0".parse().unwrap(),
-            http_listen: "127.0.0.1:0".parse().unwrap(),
-            rtp_port: 0,
-            ..ServerSection::default()
-        },
+        server: loopback_server(),
         ..Config::default()
     };
     tweak_server(&mut cfg.server);
@@ -330,20 +347,22 @@ impl RawRtsp {
         }
     }
 
-    /// OPTIONS, DESCRIBE, SETUP (TCP interleaved, every track), PLAY. Returns the session id.
-    pub async fn play_tcp(&mut self, url: &str) -> String {
-        let d = self
-            .request("DESCRIBE", url, &["Accept: application/sdp"])
-            .await;
-        assert_eq!(d.status, 200, "DESCRIBE {url}: {d:?}");
-        let sdp = String::from_utf8_lossy(&d.body).to_string();
-        let tracks = sdp.matches("m=").count();
+    /// SETUP of tracks `0..tracks` over TCP on channels `base + 2 × track`, in one session.
+    /// Returns the session id and the SETUP responses.
+    pub async fn setup_tcp(
+        &mut self,
+        url: &str,
+        tracks: usize,
+        base: u8,
+    ) -> (String, Vec<RawResponse>) {
         let mut session = String::new();
+        let mut replies = Vec::new();
         for i in 0..tracks {
+            let ch = base + 2 * i as u8;
             let t = format!(
                 "Transport: RTP/AVP/TCP;unicast;interleaved={}-{}",
-                2 * i,
-                2 * i + 1
+                ch,
+                ch + 1
             );
             let s = format!("Session: {session}");
             let mut h = vec![t.as_str()];
@@ -361,7 +380,20 @@ impl RawRtsp {
                 .next()
                 .unwrap()
                 .to_string();
+            replies.push(r);
         }
+        (session, replies)
+    }
+
+    /// OPTIONS, DESCRIBE, SETUP (TCP interleaved, every track), PLAY. Returns the session id.
+    pub async fn play_tcp(&mut self, url: &str) -> String {
+        let d = self
+            .request("DESCRIBE", url, &["Accept: application/sdp"])
+            .await;
+        assert_eq!(d.status, 200, "DESCRIBE {url}: {d:?}");
+        let sdp = String::from_utf8_lossy(&d.body).to_string();
+        let tracks = sdp.matches("m=").count();
+        let (session, _) = self.setup_tcp(url, tracks, 0).await;
         let s = format!("Session: {session}");
         let r = self.request("PLAY", url, &[s.as_str()]).await;
         assert_eq!(r.status, 200, "PLAY: {r:?}");

@@ -189,27 +189,6 @@ fn not_found() -> Vec<u8> {
     response("404 Not Found", &[], b"")
 }
 
-/// Percent-decoding of a request path (`%5B` → `[`).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or(""), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Http {
     async fn connection(
         self: &Arc<Self>,
@@ -293,7 +272,9 @@ impl Http {
             ("GET", p) if p.starts_with("/cgi-bin/RPC_Loadfile/") => match self.digest_gate(req) {
                 Err(r) => (r, false),
                 Ok(()) => (
-                    self.file(&percent_decode(&p["/cgi-bin/RPC_Loadfile".len()..])),
+                    self.file(&rtsp::source::percent_decode(
+                        &p["/cgi-bin/RPC_Loadfile".len()..],
+                    )),
                     false,
                 ),
             },
@@ -305,7 +286,7 @@ impl Http {
                     return (response("401 Unauthorized", &[], b""), false);
                 }
                 (
-                    self.file(&percent_decode(&p["/RPC_Loadfile".len()..])),
+                    self.file(&rtsp::source::percent_decode(&p["/RPC_Loadfile".len()..])),
                     false,
                 )
             }
