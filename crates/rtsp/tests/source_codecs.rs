@@ -251,7 +251,9 @@ async fn the_session_works_through_the_source_trait() {
 
 #[tokio::test]
 async fn a_mid_stream_resolution_change_updates_the_track() {
-    let x264 = |name: &str, source: &str, secs: &str| {
+    // One MPEG-TS file whose second half has another resolution (TS files join byte-wise), so
+    // GStreamer runs a single-branch pipeline and the change reaches the payloader in-band.
+    let x264 = |name: &str, source: &str, secs: &str, offset: &str| {
         ffmpeg_file(
             name,
             &[
@@ -271,20 +273,25 @@ async fn a_mid_stream_resolution_change_updates_the_track() {
                 "yuv420p",
                 "-t",
                 secs,
+                "-output_ts_offset",
+                offset,
             ],
         )
     };
-    let big = x264("switch_320.mkv", "testsrc=size=320x240:rate=25", "1");
-    let small = x264("switch_160.mkv", "testsrc=size=160x120:rate=25", "4");
+    let big = x264("switch_320.ts", "testsrc=size=320x240:rate=25", "1", "0");
+    let small = x264("switch_160.ts", "testsrc=size=160x120:rate=25", "4", "1");
+    let joined = big.with_file_name("switch_joined.ts");
+    let tmp = big.with_file_name(format!("switch_joined.{}.tmp", std::process::id()));
+    let mut bytes = std::fs::read(&big).unwrap();
+    bytes.extend(std::fs::read(&small).unwrap());
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, &joined).unwrap();
     let server = GstServer::launch(&format!(
-        "( concat name=c ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 \
-         filesrc location=\"{}\" ! matroskademux ! h264parse ! c. \
-         filesrc location=\"{}\" ! matroskademux ! h264parse ! c. )",
-        big.display(),
-        small.display()
+        "( filesrc location=\"{}\" ! tsdemux ! h264parse ! rtph264pay name=pay0 pt=96 \
+         config-interval=-1 )",
+        joined.display()
     ))
     .await;
-    // GStreamer prepares this two-file pipeline slowly on a loaded machine.
     let opts = RtspSourceOptions {
         connect_timeout_s: 30.0,
         ..RtspSourceOptions::default()
