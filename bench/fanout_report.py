@@ -17,6 +17,11 @@ MAX_EXTRA_RSS_MB = 50.0
 TARGET_N = 200
 
 
+def limit_writes(size):
+    """How the limit server cuts the stream into writes."""
+    return "each frame whole" if size == 0 else f"{size // 1024} KiB pieces"
+
+
 def fmt(v, digits=2):
     if v is None:
         return "–"
@@ -71,7 +76,8 @@ def main():
         f"Machine: {meta.get('cpu', '?')}, {meta.get('cores', '?')} vCPU, kernel {meta.get('kernel', '?')}; "
         f"load generator, servers and camgate's upstream GStreamer source all on the same cores, "
         f"loopback only. Input: {meta.get('input', '?')}. Each run: {meta.get('duration', '?')} s of "
-        f"playing per reader, readers started {meta.get('ramp_ms', '?')} ms apart."
+        f"playing per reader, readers started {meta.get('ramp_ms', '?')} ms apart. "
+        f"The limit writes {limit_writes(meta.get('limit_write_size', 16384))}."
     )
     p("")
     p(

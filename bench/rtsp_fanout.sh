@@ -5,7 +5,7 @@
 # Prints a Markdown report on stdout; with --update also appends it to BENCHMARKS.md.
 #
 #   bench/rtsp_fanout.sh [--update] [--duration SECS] [--readers "1 50 200"] [--ramp-ms MS]
-#                        [--no-build] [--fresh]
+#                        [--no-build] [--fresh] [--limit-write-size BYTES]
 #
 # Everything runs on 127.0.0.1. Generated data (input file, recording, logs) goes to
 # target/bench-data (override with CAMGATE_BENCH_DATA). Needs ffmpeg, and python3-gi with
@@ -19,6 +19,7 @@ BIN=$ROOT/target/release
 DURATION=20
 NS="1 50 200"
 RAMP_MS=10
+LIMIT_WRITE=16384
 UPDATE=0
 BUILD=1
 FRESH=0
@@ -31,6 +32,7 @@ while [ $# -gt 0 ]; do
     --ramp-ms) RAMP_MS=$2; shift ;;
     --no-build) BUILD=0 ;;
     --fresh) FRESH=1 ;;
+    --limit-write-size) LIMIT_WRITE=$2; shift ;; # 0: one write per frame
     -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "rtsp_fanout.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -194,7 +196,7 @@ print(f"rtsp_fanout: {server} {transport} N={n}: server CPU {cpu:.2f} s, {gb:.2f
 EOF
 }
 
-$PY - "$DURATION" "$RAMP_MS" "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')" \
+$PY - "$DURATION" "$RAMP_MS" "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')" "$LIMIT_WRITE" \
     >>"$RESULTS" <<'EOF'
 import datetime, json, os, platform, sys
 cpu = "?"
@@ -203,6 +205,7 @@ for line in open("/proc/cpuinfo"):
         cpu = line.split(":", 1)[1].strip()
         break
 print(json.dumps({"kind": "meta", "duration": float(sys.argv[1]), "ramp_ms": int(sys.argv[2]),
+                  "limit_write_size": int(sys.argv[4]),
                   "rev": sys.argv[3], "cpu": cpu, "cores": os.cpu_count(),
                   "kernel": platform.release(),
                   "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -230,7 +233,7 @@ if [ ! -s "$RECORDING" ] || [ ! -s "$RECORDING.sdp" ] || [ "$FRESH" = 1 ] ||
     "$BIN/rtsp-load" --url "$CAM_URL" --readers 1 --duration 25 --record "$RECORDING" \
         >"$RUN/record.json"
 fi
-"$BIN/limit-server" --recording "$RECORDING" >"$RUN/limit.out" 2>"$RUN/limit.err" &
+"$BIN/limit-server" --recording "$RECORDING" --write-size "$LIMIT_WRITE" >"$RUN/limit.out" 2>"$RUN/limit.err" &
 LIMIT_PID=$!
 PIDS+=("$LIMIT_PID")
 LIMIT_URL=$(wait_url "$RUN/limit.out" "$LIMIT_PID")
@@ -301,7 +304,7 @@ if [ "$UPDATE" = 1 ]; then
         echo
         head -n1 "$REPORT"
         echo
-        echo "Command: \`bench/rtsp_fanout.sh --update --duration $DURATION --readers \"$NS\" --ramp-ms $RAMP_MS\`"
+        echo "Command: \`bench/rtsp_fanout.sh --update --duration $DURATION --readers \"$NS\" --ramp-ms $RAMP_MS --limit-write-size $LIMIT_WRITE\`"
         tail -n +2 "$REPORT"
     } >>"$ROOT/BENCHMARKS.md"
     log "appended to BENCHMARKS.md"

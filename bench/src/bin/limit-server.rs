@@ -40,7 +40,8 @@ struct Args {
     /// The mount path printed in the URL (any path is accepted).
     #[arg(long, default_value = "/limit")]
     path: String,
-    /// Bytes per write (pieces also end where a GOP ends, so that readers can join there).
+    /// Bytes per write (pieces also end where a GOP ends, so that readers can join there);
+    /// 0 writes each frame (access unit) whole.
     #[arg(long, default_value_t = 16 * 1024)]
     write_size: usize,
     /// The video clock rate.
@@ -139,12 +140,27 @@ fn prepare(data: &[u8], args: &Args) -> Result<Recording, String> {
         .filter(|&&k| k < starts.len())
         .map(|&k| starts[k])
         .collect();
+    // Frame ends: after every packet with the marker bit.
+    let frame_ends: Vec<usize> = msgs
+        .iter()
+        .zip(&ends)
+        .filter(|(m, _)| m.packet(data)[1] & 0x80 != 0)
+        .map(|(_, &(end, _))| end)
+        .collect();
     let mut e = 0;
+    let mut f = 0;
     for (g, &gop_start) in gop_starts.iter().enumerate() {
         let gop_end = gop_starts.get(g + 1).copied().unwrap_or(out.len());
         let mut pos = gop_start;
         while pos < gop_end {
-            let end = (pos + args.write_size.max(1)).min(gop_end);
+            let end = if args.write_size == 0 {
+                while f < frame_ends.len() && frame_ends[f] <= pos {
+                    f += 1;
+                }
+                frame_ends.get(f).copied().unwrap_or(gop_end).min(gop_end)
+            } else {
+                (pos + args.write_size).min(gop_end)
+            };
             // A write is due when the packet holding its last byte is.
             while ends[e].0 < end {
                 e += 1;

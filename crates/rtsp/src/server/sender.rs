@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use media::hub::{Closed, FrameSink, Offer, Reader};
+use media::rtp::interleaved::WireFrame;
 use media::rtp::{RtpChunk, packetize};
 use media::{Frame, TrackInfo};
 use tokio::sync::Mutex as AsyncMutex;
@@ -112,6 +113,34 @@ impl SenderTrack {
         &self.out
     }
 
+    /// The frame's stream-wide packets, if the stream made them for this track's channel,
+    /// with this track's RTP state advanced past them.
+    fn take_wire<'f>(&mut self, frame: &'f Frame) -> Option<&'f WireFrame> {
+        let Output::Tcp { channel } = self.out else {
+            return None;
+        };
+        let w = match frame.wire() {
+            Some(w) if w.channel == channel && w.pt == self.pt && w.ssrc == self.ssrc => w,
+            _ => {
+                // Without the stream's packets this session cannot number its own (its
+                // numbering is the stream's): the frame is skipped.
+                if !self.warned {
+                    warn!(
+                        "a {} frame has no stream-wide RTP packets; skipped",
+                        self.info.codec_name()
+                    );
+                    self.warned = true;
+                }
+                return None;
+            }
+        };
+        self.last = Some((w.rtp_ts, frame.received));
+        self.seq = w.first_seq.wrapping_add(w.packets as u16);
+        self.packets = self.packets.wrapping_add(w.packets);
+        self.octets = self.octets.wrapping_add(w.octets);
+        Some(w)
+    }
+
     fn header(&mut self, marker: bool, ts: u32) -> [u8; 12] {
         let mut h = [0u8; 12];
         h[0] = 0x80;
@@ -172,6 +201,23 @@ impl FrameSink for DirectSink {
             return Offer::Declined;
         }
         let sh = &mut *sh;
+        // The usual case: one pre-built buffer, written as it is (one `send`, no iovecs).
+        if let Some(t) = sh.tracks.get_mut(frame.track).and_then(|t| t.as_mut())
+            && t.shared
+        {
+            let Some(wf) = t.take_wire(frame) else {
+                return Offer::Taken;
+            };
+            self.count(u64::from(wf.packets), rtp_bytes(wf));
+            return match w.try_write(&wf.bytes) {
+                Ok(TryWrite::Done) => Offer::Taken,
+                Ok(TryWrite::Partial) => Offer::TakenWake,
+                Err(e) => {
+                    sh.error = Some(e);
+                    Offer::TakenWake
+                }
+            };
+        }
         sh.batch.clear();
         add_frames(
             &mut sh.batch,
@@ -179,12 +225,7 @@ impl FrameSink for DirectSink {
             std::slice::from_ref(frame),
             self.max_payload,
         );
-        self.counters
-            .rtp_packets
-            .fetch_add(sh.batch.packets, Ordering::Relaxed);
-        self.counters
-            .rtp_bytes
-            .fetch_add(sh.batch.bytes, Ordering::Relaxed);
+        self.count(sh.batch.packets, sh.batch.bytes);
         let mut partial = false;
         let mut iov: Vec<IoSlice<'_>> = Vec::new();
         for group in sh.batch.tcp.chunks(MAX_IOV / 2) {
@@ -208,6 +249,20 @@ impl FrameSink for DirectSink {
             Offer::Taken
         }
     }
+}
+
+impl DirectSink {
+    fn count(&self, packets: u64, bytes: u64) {
+        self.counters
+            .rtp_packets
+            .fetch_add(packets, Ordering::Relaxed);
+        self.counters.rtp_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// RTP bytes (headers and payloads, without the interleaved framing) of stream-wide packets.
+fn rtp_bytes(w: &WireFrame) -> u64 {
+    w.bytes.len() as u64 - 4 * u64::from(w.packets)
 }
 
 /// Runs until the reader ends or a write fails.
@@ -399,31 +454,11 @@ impl Batch {
 
     /// Adds a frame's stream-wide packets, if the stream made them for this track's channel.
     fn add_wire(&mut self, t: &mut SenderTrack, frame: &Frame) {
-        let Output::Tcp { channel } = t.out else {
-            return;
-        };
-        let w = match frame.wire() {
-            Some(w) if w.channel == channel && w.pt == t.pt && w.ssrc == t.ssrc => w,
-            _ => {
-                // Without the stream's packets this session cannot number its own (its
-                // numbering is the stream's): the frame is skipped.
-                if !t.warned {
-                    warn!(
-                        "a {} frame has no stream-wide RTP packets; skipped",
-                        t.info.codec_name()
-                    );
-                    t.warned = true;
-                }
-                return;
-            }
-        };
-        t.last = Some((w.rtp_ts, frame.received));
-        t.seq = w.first_seq.wrapping_add(w.packets as u16);
-        t.packets = t.packets.wrapping_add(w.packets);
-        t.octets = t.octets.wrapping_add(w.octets);
-        self.packets += u64::from(w.packets);
-        self.bytes += w.bytes.len() as u64 - 4 * u64::from(w.packets);
-        self.tcp.push(Piece::Wire(w.bytes.clone()));
+        if let Some(w) = t.take_wire(frame) {
+            self.packets += u64::from(w.packets);
+            self.bytes += rtp_bytes(w);
+            self.tcp.push(Piece::Wire(w.bytes.clone()));
+        }
     }
 
     fn add_frame(&mut self, t: &mut SenderTrack, frame: &Frame, chunks: Arc<[RtpChunk]>) {

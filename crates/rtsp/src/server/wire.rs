@@ -64,6 +64,26 @@ impl Wire {
         Ok(TryWrite::Done)
     }
 
+    /// [`Wire::try_write_vectored`] of one buffer, with a plain `send`.
+    pub(crate) fn try_write(&mut self, mut buf: &[u8]) -> std::io::Result<TryWrite> {
+        if self.has_pending() {
+            self.stash(&[IoSlice::new(buf)]);
+            return Ok(TryWrite::Partial);
+        }
+        while !buf.is_empty() {
+            match self.half.try_write(buf) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.stash(&[IoSlice::new(buf)]);
+                    return Ok(TryWrite::Partial);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(TryWrite::Done)
+    }
+
     /// Appends bytes after the pending ones, to be sent by [`Wire::flush`].
     pub(crate) fn stash(&mut self, iov: &[IoSlice<'_>]) {
         if !self.has_pending() {
