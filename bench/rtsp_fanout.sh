@@ -300,13 +300,28 @@ REPORT=$RUN/report.md
 $PY "$ROOT/bench/fanout_report.py" "$RESULTS" >"$REPORT"
 cat "$REPORT"
 if [ "$UPDATE" = 1 ]; then
+    ENTRY=$RUN/entry.md
     {
         echo
         head -n1 "$REPORT"
         echo
         echo "Command: \`bench/rtsp_fanout.sh --update --duration $DURATION --readers \"$NS\" --ramp-ms $RAMP_MS --limit-write-size $LIMIT_WRITE\`"
         tail -n +2 "$REPORT"
-    } >>"$ROOT/BENCHMARKS.md"
-    log "appended to BENCHMARKS.md"
+    } >"$ENTRY"
+    # The run goes last in the fan-out section's Results, before the next "## " section.
+    $PY - "$ROOT/BENCHMARKS.md" "$ENTRY" <<'EOP'
+import sys
+path, entry = sys.argv[1], open(sys.argv[2]).read()
+lines = open(path).read().split("\n")
+start = lines.index("## RTSP fan-out: camgate, GStreamer and the limit")
+end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+while end > start and lines[end - 1] == "":
+    end -= 1
+out = lines[:end] + entry.rstrip("\n").split("\n") + [""] + lines[end:]
+if out[-1] != "":
+    out.append("")
+open(path, "w").write("\n".join(out).rstrip("\n") + "\n")
+EOP
+    log "added to BENCHMARKS.md (end of the fan-out results)"
 fi
 log "raw results in $RUN"
