@@ -4,4 +4,6 @@
 
 pub mod interleaved;
 pub mod rtsp;
+#[cfg(target_os = "linux")]
+pub mod splice;
 pub mod stats;

@@ -47,6 +47,10 @@ struct Args {
     /// The video clock rate.
     #[arg(long, default_value_t = 90_000)]
     clock_rate: u32,
+    /// Write each piece into a pipe once and move it to every reader with tee(2) and
+    /// splice(2) instead of write(2): no per-reader copy (Linux).
+    #[arg(long)]
+    splice: bool,
 }
 
 /// One write: when it is due (from the start of the loop), its bytes, and whether a reader
@@ -306,6 +310,85 @@ async fn broadcast(rec: Recording, pending: Pending) {
     }
 }
 
+/// The `--splice` writer: as [`broadcast`], but each piece goes into one pipe and from there to
+/// every reader by page reference (tee into the reader's pipe, splice to its socket).
+async fn broadcast_splice(rec: Recording, pending: Pending) {
+    use camgate_bench::splice::Pipe;
+    let largest = rec.pieces.iter().map(|p| p.range.len()).max().unwrap_or(0);
+    let cap = largest.next_power_of_two().max(64 * 1024);
+    let (mut src, devnull) = match (
+        Pipe::new(cap),
+        std::fs::OpenOptions::new().write(true).open("/dev/null"),
+    ) {
+        (Ok(p), Ok(d)) => (p, d),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("limit-server: --splice: {e}");
+            std::process::exit(1);
+        }
+    };
+    let epoch = tokio::time::Instant::now();
+    let mut active: Vec<(OwnedWriteHalf, Pipe)> = Vec::new();
+    for k in 0u64.. {
+        let bytes = rec.loop_bytes(k);
+        let start = epoch + rec.period.mul_f64(k as f64);
+        for p in &rec.pieces {
+            tokio::time::sleep_until(start + p.at).await;
+            if p.joinable {
+                for w in pending.lock().expect("pending readers").drain(..) {
+                    match Pipe::new(cap) {
+                        Ok(pipe) => active.push((w, pipe)),
+                        Err(e) => eprintln!("limit-server: reader pipe: {e}"),
+                    }
+                }
+            }
+            if let Err(e) = src.fill(&bytes[p.range.clone()]) {
+                eprintln!("limit-server: --splice: {e}");
+                std::process::exit(1);
+            }
+            let mut i = 0;
+            while i < active.len() {
+                if splice_piece(&mut active[i], &src).await {
+                    i += 1;
+                } else {
+                    active.swap_remove(i);
+                }
+            }
+            if let Err(e) = src.drain(std::os::fd::AsRawFd::as_raw_fd(&devnull)) {
+                eprintln!("limit-server: --splice: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// Moves one piece to one reader; false if the reader is gone or stopped reading.
+async fn splice_piece(
+    (w, pipe): &mut (OwnedWriteHalf, camgate_bench::splice::Pipe),
+    src: &camgate_bench::splice::Pipe,
+) -> bool {
+    use std::os::fd::AsRawFd;
+    let sock = w.as_ref();
+    let fd = sock.as_raw_fd();
+    if src.tee_into(pipe).is_err() {
+        return false;
+    }
+    while pipe.len > 0 {
+        match sock.try_io(tokio::io::Interest::WRITABLE, || pipe.splice_to(fd)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !matches!(
+                    tokio::time::timeout(Duration::from_secs(2), sock.writable()).await,
+                    Ok(Ok(()))
+                ) {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let fail = |msg: String| {
@@ -357,7 +440,11 @@ fn main() -> std::process::ExitCode {
             })
         );
         let pending = Pending::default();
-        tokio::spawn(broadcast(rec, pending.clone()));
+        if args.splice {
+            tokio::spawn(broadcast_splice(rec, pending.clone()));
+        } else {
+            tokio::spawn(broadcast(rec, pending.clone()));
+        }
         loop {
             match listener.accept().await {
                 Ok((sock, _)) => {
