@@ -4,6 +4,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
 
 use common::*;
 use futures_util::future::join_all;
@@ -56,7 +57,8 @@ async fn ffprobe_sees_each_demo_streams_codecs() {
 }
 
 /// Decodes video with GStreamer's rtspsrc until its sink has `buffers` decoded frames (or an
-/// error, or 40 s); returns the frames counted and GStreamer's error lines. Audio, where the
+/// error, or 40 s); returns the frames counted, GStreamer's error lines and the last lines it
+/// printed (other than per-frame ones), for the failure message. Audio, where the
 /// stream has it, goes to a sink of its own: an unlinked audio pad fails the pipeline with
 /// "not-linked", and a sink that ends early makes rtspsrc end the video too. The video sink
 /// reports every frame (`-v`, `silent=false`), so the count is the decoder's output.
@@ -66,7 +68,7 @@ async fn ffprobe_sees_each_demo_streams_codecs() {
 /// GstDecodeBin") and the pipeline runs on without a decoder while the stream keeps coming:
 /// a race inside the launcher, not in what the server sent. Such a run is started again, at
 /// most twice; every other outcome counts.
-async fn gst_decode(url: &str, transport: &str, buffers: usize) -> (usize, String) {
+async fn gst_decode(url: &str, transport: &str, buffers: usize) -> (usize, String, String) {
     let mut attempt = 1;
     loop {
         match gst_decode_once(url, transport, buffers).await {
@@ -78,9 +80,14 @@ async fn gst_decode(url: &str, transport: &str, buffers: usize) -> (usize, Strin
                 return (
                     0,
                     "gst-launch failed to link rtspsrc's pads three times\n".into(),
+                    String::new(),
                 );
             }
-            GstRun::Done { frames, errors } => return (frames, errors),
+            GstRun::Done {
+                frames,
+                errors,
+                tail,
+            } => return (frames, errors, tail),
         }
     }
 }
@@ -92,6 +99,7 @@ enum GstRun {
     Done {
         frames: usize,
         errors: String,
+        tail: String,
     },
 }
 
@@ -118,10 +126,17 @@ async fn gst_decode_once(url: &str, transport: &str, buffers: usize) -> GstRun {
         let mut frames = 0;
         let mut errors = String::new();
         let mut link_race = false;
+        let mut tail = std::collections::VecDeque::new();
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if line.contains("(v:sink)") && line.contains("last-message = chain") {
                 frames += 1;
+            }
+            if !line.contains("last-message") && !line.contains(": stats = ") {
+                if tail.len() == 20 {
+                    tail.pop_front();
+                }
+                tail.push_back(line.chars().take(200).collect::<String>());
             }
             if line.contains("ERROR") {
                 errors.push_str(&line);
@@ -151,7 +166,12 @@ async fn gst_decode_once(url: &str, transport: &str, buffers: usize) -> GstRun {
         if link_race && errors.is_empty() {
             GstRun::LinkRace
         } else {
-            GstRun::Done { frames, errors }
+            let tail = Vec::from(tail).join("\n");
+            GstRun::Done {
+                frames,
+                errors,
+                tail,
+            }
         }
     })
     .await
@@ -163,14 +183,15 @@ async fn gstreamer_rtspsrc_decodes_h264_and_h265_over_tcp_and_udp() {
     let s = start(&DEMO[..3], &[]).await;
     for (n, _) in &DEMO[..3] {
         for transport in ["tcp", "udp"] {
-            let (frames, errors) = gst_decode(&s.url(n), transport, 100).await;
+            let (frames, errors, tail) = gst_decode(&s.url(n), transport, 100).await;
             assert!(
                 errors.is_empty(),
                 "GStreamer errors on {n} over {transport}: {errors}"
             );
             assert!(
                 frames >= 100,
-                "GStreamer decoded only {frames} frames of {n} over {transport}"
+                "GStreamer decoded only {frames} frames of {n} over {transport}; its last \
+                 lines:\n{tail}"
             );
         }
     }
@@ -258,6 +279,52 @@ async fn stalled_reader_does_not_slow_others_and_memory_stays_bounded() {
         "memory grew by {grown} bytes with a stalled reader"
     );
     drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_readers_connection_closes_when_its_stream_closes() {
+    // The connection of a TCP-only session has no timer: only its sender ending (here: the
+    // stream closed) may close it.
+    let s = start(&DEMO[..1], &[]).await;
+    let url = s.url("demo");
+    let mut c = RawRtsp::connect(s.running.rtsp.local_addr()).await;
+    c.play_tcp(&url).await;
+    let counters = s.running.rtsp.counters().clone();
+    assert_eq!(
+        counters
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.running.hub.get("demo").unwrap().close();
+    // The client reads what was sent and then the end of the connection.
+    let mut buf = vec![0u8; 64 * 1024];
+    let eof = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match c.sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        eof.is_ok(),
+        "the connection stayed open after its stream closed"
+    );
+    let t0 = Instant::now();
+    while counters
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != 0
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the connection was not counted out"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

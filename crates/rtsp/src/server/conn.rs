@@ -38,6 +38,8 @@ struct Session {
     tracks: Arc<[TrackInfo]>,
     setup: HashMap<usize, (TrackTransport, u32)>,
     sender: Option<JoinHandle<()>>,
+    /// The number of the running sender task (see `Connection::next_sender`).
+    sender_no: u64,
     activity: Activity,
     server: Arc<RtspServer>,
 }
@@ -89,6 +91,11 @@ pub(crate) struct Connection {
     wr: Arc<AsyncMutex<Wire>>,
     sessions: HashMap<String, Session>,
     kick: tokio::sync::watch::Receiver<u64>,
+    /// Every sender task sends its number here when it is over (see [`SenderEnded`]).
+    ended_tx: tokio::sync::mpsc::UnboundedSender<u64>,
+    ended_rx: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    /// The number the next sender task gets.
+    next_sender: u64,
 }
 
 /// A response under construction: status, extra headers, body.
@@ -138,6 +145,7 @@ impl Connection {
     pub(crate) fn new(server: Arc<RtspServer>, sock: TcpStream, peer: SocketAddr) -> Self {
         let local = sock.local_addr().unwrap_or(server.local_addr());
         let (rd, wr) = sock.into_split();
+        let (ended_tx, ended_rx) = tokio::sync::mpsc::unbounded_channel();
         Connection {
             peer,
             local,
@@ -145,6 +153,9 @@ impl Connection {
             wr: Arc::new(AsyncMutex::new(Wire::new(wr))),
             sessions: HashMap::new(),
             kick: server.kick.subscribe(),
+            ended_tx,
+            ended_rx,
+            next_sender: 0,
             server,
         }
     }
@@ -178,23 +189,29 @@ impl Connection {
                     }
                 }
             }
+            // Only UDP sessions need a clock (their liveness is the client's requests and
+            // RTCP); a connection with none sleeps until it has something to do.
+            let has_udp = self.sessions.values().any(Session::is_udp);
             tokio::select! {
                 r = self.rd.read_buf(&mut buf) => match r {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 },
                 _ = self.kick.changed() => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                Some(no) = self.ended_rx.recv() => {
+                    if self
+                        .sessions
+                        .values()
+                        .any(|s| s.sender.is_some() && s.sender_no == no)
+                    {
+                        // A playing session's sender ended by itself (most often on a write
+                        // error: the client is gone).
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)), if has_udp => {}
             }
             self.expire_sessions();
-            if self
-                .sessions
-                .values()
-                .any(|s| s.sender.as_ref().is_some_and(|h| h.is_finished()))
-            {
-                // A sender ended on a write error: the client is gone.
-                return;
-            }
         }
     }
 
@@ -428,6 +445,7 @@ impl Connection {
                         tracks: tracks.clone(),
                         setup: HashMap::new(),
                         sender: None,
+                        sender_no: 0,
                         activity: Arc::new(now_ms().into()),
                         server: self.server.clone(),
                     },
@@ -676,11 +694,30 @@ impl Connection {
         let peer = self.peer;
         self.server.counters.playing.fetch_add(1, Ordering::Relaxed);
         info!(%peer, stream = %s.stream.name(), session = %id, udp, "play");
+        let ended = self.ended_tx.clone();
+        let no = self.next_sender;
+        self.next_sender += 1;
+        s.sender_no = no;
         s.sender = Some(tokio::spawn(async move {
+            let _ended = SenderEnded { tx: ended, no };
             if let Err(e) = run_sender(prepared, wr, udp_pair, &cfg, &counters).await {
                 debug!(%peer, "sender ended: {e}");
             }
         }));
+    }
+}
+
+/// Tells the connection that a sender task is over, however it ended (returned, failed,
+/// panicked or was aborted). The connection ignores the news of a sender it stopped itself
+/// (the session no longer holds that sender).
+struct SenderEnded {
+    tx: tokio::sync::mpsc::UnboundedSender<u64>,
+    no: u64,
+}
+
+impl Drop for SenderEnded {
+    fn drop(&mut self) {
+        let _ = self.tx.send(self.no);
     }
 }
 
