@@ -4,6 +4,5 @@
 
 pub mod interleaved;
 pub mod rtsp;
-#[cfg(target_os = "linux")]
 pub mod splice;
 pub mod stats;

@@ -1,4 +1,4 @@
-//! Zero-copy fan-out on Linux: bytes written once into a pipe are duplicated into each
+//! Zero-copy fan-out (Linux): bytes written once into a pipe are duplicated into each
 //! reader's pipe with `tee(2)` (page references, no copy) and moved to the reader's socket
 //! with `splice(2)` (the socket's buffers take the pages, again without a copy). Used by
 //! limit-server's `--splice` to measure what fan-out costs without the per-reader copy.
@@ -89,23 +89,9 @@ impl Pipe {
     pub fn splice_to(&mut self, fd: RawFd) -> io::Result<usize> {
         let mut moved = 0;
         while self.len > 0 {
-            // SAFETY: plain descriptors and null offsets (both ends are streams).
-            let r = check(unsafe {
-                libc::splice(
-                    self.read.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    fd,
-                    std::ptr::null_mut(),
-                    self.len,
-                    libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
-                )
-            });
-            match r {
+            match self.splice_once(fd) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.len -= n;
-                    moved += n;
-                }
+                Ok(n) => moved += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && moved > 0 => break,
                 Err(e) => return Err(e),
             }
@@ -113,26 +99,31 @@ impl Pipe {
         Ok(moved)
     }
 
-    /// Empties the pipe without reading its bytes.
+    /// Empties the pipe into `devnull` (an open /dev/null) without reading its bytes.
     pub fn drain(&mut self, devnull: RawFd) -> io::Result<()> {
         while self.len > 0 {
-            // SAFETY: as in splice_to.
-            let n = check(unsafe {
-                libc::splice(
-                    self.read.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    devnull,
-                    std::ptr::null_mut(),
-                    self.len,
-                    libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
-                )
-            })?;
-            if n == 0 {
+            if self.splice_once(devnull)? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            self.len -= n;
         }
         Ok(())
+    }
+
+    /// One non-blocking `splice(2)` of the pipe's bytes to `fd`.
+    fn splice_once(&mut self, fd: RawFd) -> io::Result<usize> {
+        // SAFETY: plain descriptors and null offsets (both ends are streams).
+        let n = check(unsafe {
+            libc::splice(
+                self.read.as_raw_fd(),
+                std::ptr::null_mut(),
+                fd,
+                std::ptr::null_mut(),
+                self.len,
+                libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+            )
+        })?;
+        self.len -= n;
+        Ok(n)
     }
 }
 

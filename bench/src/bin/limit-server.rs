@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use camgate_bench::interleaved::{h264_payload_starts_keyframe, rtp_payload, rtp_seq_ts, split};
 use camgate_bench::rtsp::parse_message;
+use camgate_bench::splice::Pipe;
 use clap::Parser;
 use media::rtp::TimestampUnwrapper;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -284,89 +286,35 @@ async fn write_rest(w: &mut OwnedWriteHalf, rest: &[u8]) -> bool {
     )
 }
 
-/// The one writer: walks the recording in real time, forever, writing each piece to every
-/// playing reader; readers join at GOP starts.
-async fn broadcast(rec: Recording, pending: Pending) {
-    let epoch = tokio::time::Instant::now();
-    let mut active: Vec<OwnedWriteHalf> = Vec::new();
-    for k in 0u64.. {
-        let bytes = rec.loop_bytes(k);
-        let start = epoch + rec.period.mul_f64(k as f64);
-        for p in &rec.pieces {
-            tokio::time::sleep_until(start + p.at).await;
-            if p.joinable {
-                active.append(&mut pending.lock().expect("pending readers"));
-            }
-            let piece = &bytes[p.range.clone()];
-            let mut i = 0;
-            while i < active.len() {
-                if write_piece(&mut active[i], piece).await {
-                    i += 1;
-                } else {
-                    active.swap_remove(i);
-                }
-            }
-        }
+/// The `--splice` state: the pipe each piece is written into once (and emptied after every
+/// reader has its copy by reference), and the size of the readers' pipes.
+struct Splicer {
+    src: Pipe,
+    devnull: std::fs::File,
+    cap: usize,
+}
+
+impl Splicer {
+    fn new(rec: &Recording) -> std::io::Result<Splicer> {
+        let largest = rec.pieces.iter().map(|p| p.range.len()).max().unwrap_or(0);
+        let cap = largest.next_power_of_two().max(64 * 1024);
+        Ok(Splicer {
+            src: Pipe::new(cap)?,
+            devnull: std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+            cap,
+        })
     }
 }
 
-/// The `--splice` writer: as [`broadcast`], but each piece goes into one pipe and from there to
-/// every reader by page reference (tee into the reader's pipe, splice to its socket).
-async fn broadcast_splice(rec: Recording, pending: Pending) {
-    use camgate_bench::splice::Pipe;
-    let largest = rec.pieces.iter().map(|p| p.range.len()).max().unwrap_or(0);
-    let cap = largest.next_power_of_two().max(64 * 1024);
-    let (mut src, devnull) = match (
-        Pipe::new(cap),
-        std::fs::OpenOptions::new().write(true).open("/dev/null"),
-    ) {
-        (Ok(p), Ok(d)) => (p, d),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("limit-server: --splice: {e}");
-            std::process::exit(1);
-        }
-    };
-    let epoch = tokio::time::Instant::now();
-    let mut active: Vec<(OwnedWriteHalf, Pipe)> = Vec::new();
-    for k in 0u64.. {
-        let bytes = rec.loop_bytes(k);
-        let start = epoch + rec.period.mul_f64(k as f64);
-        for p in &rec.pieces {
-            tokio::time::sleep_until(start + p.at).await;
-            if p.joinable {
-                for w in pending.lock().expect("pending readers").drain(..) {
-                    match Pipe::new(cap) {
-                        Ok(pipe) => active.push((w, pipe)),
-                        Err(e) => eprintln!("limit-server: reader pipe: {e}"),
-                    }
-                }
-            }
-            if let Err(e) = src.fill(&bytes[p.range.clone()]) {
-                eprintln!("limit-server: --splice: {e}");
-                std::process::exit(1);
-            }
-            let mut i = 0;
-            while i < active.len() {
-                if splice_piece(&mut active[i], &src).await {
-                    i += 1;
-                } else {
-                    active.swap_remove(i);
-                }
-            }
-            if let Err(e) = src.drain(std::os::fd::AsRawFd::as_raw_fd(&devnull)) {
-                eprintln!("limit-server: --splice: {e}");
-                std::process::exit(1);
-            }
-        }
-    }
+/// A playing reader, with its pipe under `--splice`.
+struct Reader {
+    w: OwnedWriteHalf,
+    pipe: Option<Pipe>,
 }
 
-/// Moves one piece to one reader; false if the reader is gone or stopped reading.
-async fn splice_piece(
-    (w, pipe): &mut (OwnedWriteHalf, camgate_bench::splice::Pipe),
-    src: &camgate_bench::splice::Pipe,
-) -> bool {
-    use std::os::fd::AsRawFd;
+/// Moves the piece in `src` to one reader by page reference (tee into the reader's pipe,
+/// splice to its socket); false if the reader is gone or stopped reading.
+async fn splice_piece(w: &OwnedWriteHalf, pipe: &mut Pipe, src: &Pipe) -> bool {
     let sock = w.as_ref();
     let fd = sock.as_raw_fd();
     if src.tee_into(pipe).is_err() {
@@ -387,6 +335,60 @@ async fn splice_piece(
         }
     }
     true
+}
+
+/// The pipe under `--splice` failed where it cannot (it is sized for the largest piece).
+fn splice_failed(e: std::io::Error) -> ! {
+    eprintln!("limit-server: --splice: {e}");
+    std::process::exit(1);
+}
+
+/// The one writer: walks the recording in real time, forever, writing each piece to every
+/// playing reader (with `splice`: into one pipe, and from there to every reader); readers
+/// join at GOP starts.
+async fn broadcast(rec: Recording, pending: Pending, mut splice: Option<Splicer>) {
+    let epoch = tokio::time::Instant::now();
+    let mut active: Vec<Reader> = Vec::new();
+    for k in 0u64.. {
+        let bytes = rec.loop_bytes(k);
+        let start = epoch + rec.period.mul_f64(k as f64);
+        for p in &rec.pieces {
+            tokio::time::sleep_until(start + p.at).await;
+            if p.joinable {
+                for w in pending.lock().expect("pending readers").drain(..) {
+                    let pipe = match splice.as_ref().map(|s| Pipe::new(s.cap)).transpose() {
+                        Ok(pipe) => pipe,
+                        Err(e) => {
+                            eprintln!("limit-server: reader pipe: {e}");
+                            continue;
+                        }
+                    };
+                    active.push(Reader { w, pipe });
+                }
+            }
+            let piece = &bytes[p.range.clone()];
+            if let Some(s) = &mut splice {
+                s.src.fill(piece).unwrap_or_else(|e| splice_failed(e));
+            }
+            let mut i = 0;
+            while i < active.len() {
+                let r = &mut active[i];
+                let ok = match (&mut r.pipe, &splice) {
+                    (Some(pipe), Some(s)) => splice_piece(&r.w, pipe, &s.src).await,
+                    _ => write_piece(&mut r.w, piece).await,
+                };
+                if ok {
+                    i += 1;
+                } else {
+                    active.swap_remove(i);
+                }
+            }
+            if let Some(s) = &mut splice {
+                let devnull = s.devnull.as_raw_fd();
+                s.src.drain(devnull).unwrap_or_else(|e| splice_failed(e));
+            }
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -410,6 +412,10 @@ fn main() -> std::process::ExitCode {
     let rec = match prepare(&data, &args) {
         Ok(r) => r,
         Err(e) => return fail(format!("{}: {e}", args.recording.display())),
+    };
+    let splice = match args.splice.then(|| Splicer::new(&rec)).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("--splice: {e}")),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -440,11 +446,7 @@ fn main() -> std::process::ExitCode {
             })
         );
         let pending = Pending::default();
-        if args.splice {
-            tokio::spawn(broadcast_splice(rec, pending.clone()));
-        } else {
-            tokio::spawn(broadcast(rec, pending.clone()));
-        }
+        tokio::spawn(broadcast(rec, pending.clone(), splice));
         loop {
             match listener.accept().await {
                 Ok((sock, _)) => {

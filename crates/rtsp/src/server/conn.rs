@@ -38,8 +38,6 @@ struct Session {
     tracks: Arc<[TrackInfo]>,
     setup: HashMap<usize, (TrackTransport, u32)>,
     sender: Option<JoinHandle<()>>,
-    /// The number of the running sender task (see `Connection::next_sender`).
-    sender_no: u64,
     activity: Activity,
     server: Arc<RtspServer>,
 }
@@ -91,11 +89,9 @@ pub(crate) struct Connection {
     wr: Arc<AsyncMutex<Wire>>,
     sessions: HashMap<String, Session>,
     kick: tokio::sync::watch::Receiver<u64>,
-    /// Every sender task sends its number here when it is over (see [`SenderEnded`]).
-    ended_tx: tokio::sync::mpsc::UnboundedSender<u64>,
-    ended_rx: tokio::sync::mpsc::UnboundedReceiver<u64>,
-    /// The number the next sender task gets.
-    next_sender: u64,
+    /// Every sender task sends its task id here when it is over (see [`SenderEnded`]).
+    ended_tx: tokio::sync::mpsc::UnboundedSender<tokio::task::Id>,
+    ended_rx: tokio::sync::mpsc::UnboundedReceiver<tokio::task::Id>,
 }
 
 /// A response under construction: status, extra headers, body.
@@ -155,7 +151,6 @@ impl Connection {
             kick: server.kick.subscribe(),
             ended_tx,
             ended_rx,
-            next_sender: 0,
             server,
         }
     }
@@ -198,11 +193,11 @@ impl Connection {
                     Ok(_) => {}
                 },
                 _ = self.kick.changed() => return,
-                Some(no) = self.ended_rx.recv() => {
+                Some(ended) = self.ended_rx.recv() => {
                     if self
                         .sessions
                         .values()
-                        .any(|s| s.sender.is_some() && s.sender_no == no)
+                        .any(|s| s.sender.as_ref().is_some_and(|h| h.id() == ended))
                     {
                         // A playing session's sender ended by itself (most often on a write
                         // error: the client is gone).
@@ -445,7 +440,6 @@ impl Connection {
                         tracks: tracks.clone(),
                         setup: HashMap::new(),
                         sender: None,
-                        sender_no: 0,
                         activity: Arc::new(now_ms().into()),
                         server: self.server.clone(),
                     },
@@ -695,11 +689,11 @@ impl Connection {
         self.server.counters.playing.fetch_add(1, Ordering::Relaxed);
         info!(%peer, stream = %s.stream.name(), session = %id, udp, "play");
         let ended = self.ended_tx.clone();
-        let no = self.next_sender;
-        self.next_sender += 1;
-        s.sender_no = no;
         s.sender = Some(tokio::spawn(async move {
-            let _ended = SenderEnded { tx: ended, no };
+            let _ended = SenderEnded {
+                tx: ended,
+                id: tokio::task::id(),
+            };
             if let Err(e) = run_sender(prepared, wr, udp_pair, &cfg, &counters).await {
                 debug!(%peer, "sender ended: {e}");
             }
@@ -711,13 +705,13 @@ impl Connection {
 /// panicked or was aborted). The connection ignores the news of a sender it stopped itself
 /// (the session no longer holds that sender).
 struct SenderEnded {
-    tx: tokio::sync::mpsc::UnboundedSender<u64>,
-    no: u64,
+    tx: tokio::sync::mpsc::UnboundedSender<tokio::task::Id>,
+    id: tokio::task::Id,
 }
 
 impl Drop for SenderEnded {
     fn drop(&mut self) {
-        let _ = self.tx.send(self.no);
+        let _ = self.tx.send(self.id);
     }
 }
 
