@@ -680,11 +680,21 @@ struct TcpSession {
     ssrc: Vec<u32>,
     info_seq: Vec<u16>,
     packets: Vec<(u8, u16, u32)>,
+    /// 200 replies to the GET_PARAMETER keep-alives sent while playing.
+    replies: usize,
 }
 
-/// Plays every track of `url` over TCP on channels `base + 2 × track` and reads for `secs`.
-async fn play_raw(c: &mut RawRtsp, url: &str, tracks: usize, base: u8, secs: u64) -> TcpSession {
-    use tokio::io::AsyncReadExt;
+/// Plays every track of `url` over TCP on channels `base + 2 × track` and reads for `secs`;
+/// with `keepalive`, sends GET_PARAMETER every 300 ms meanwhile.
+async fn play_raw(
+    c: &mut RawRtsp,
+    url: &str,
+    tracks: usize,
+    base: u8,
+    secs: u64,
+    keepalive: bool,
+) -> TcpSession {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (session, setups) = c.setup_tcp(url, tracks, base).await;
     let ssrc: Vec<u32> = setups
         .iter()
@@ -719,24 +729,55 @@ async fn play_raw(c: &mut RawRtsp, url: &str, tracks: usize, base: u8, secs: u64
     }
     let mut buf = c.take_buffered();
     let mut packets = Vec::new();
+    let mut replies = 0;
     let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut next_keepalive = Instant::now();
     let mut chunk = vec![0u8; 65536];
     loop {
-        while buf.len() >= 4 && buf[0] == b'$' {
-            let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-            if buf.len() < 4 + len {
+        loop {
+            if buf.len() >= 4 && buf[0] == b'$' {
+                let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+                if buf.len() < 4 + len {
+                    break;
+                }
+                if buf[1].is_multiple_of(2) && len >= 12 {
+                    let seq = u16::from_be_bytes([buf[6], buf[7]]);
+                    let ssrc = u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]);
+                    packets.push((buf[1], seq, ssrc));
+                }
+                buf.drain(..4 + len);
+            } else if buf.starts_with(b"RTSP/1.0 ") {
+                // A whole reply (no body), between two packets.
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    break;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                assert!(
+                    head.starts_with("RTSP/1.0 200 "),
+                    "keep-alive reply: {head}"
+                );
+                assert!(!head.contains('$'), "a packet inside a reply: {head:?}");
+                replies += 1;
+                buf.drain(..end + 4);
+            } else {
                 break;
             }
-            if buf[1].is_multiple_of(2) && len >= 12 {
-                let seq = u16::from_be_bytes([buf[6], buf[7]]);
-                let ssrc = u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]);
-                packets.push((buf[1], seq, ssrc));
-            }
-            buf.drain(..4 + len);
         }
-        assert!(buf.is_empty() || buf[0] == b'$', "interleaved framing lost");
+        assert!(
+            buf.len() < 9 || buf[0] == b'$' || buf.starts_with(b"RTSP/1.0 "),
+            "interleaved framing lost"
+        );
         if Instant::now() >= deadline {
             break;
+        }
+        if keepalive && Instant::now() >= next_keepalive {
+            next_keepalive += Duration::from_millis(300);
+            c.cseq += 1;
+            let req = format!(
+                "GET_PARAMETER {url} RTSP/1.0\r\nCSeq: {}\r\n{sh}\r\n\r\n",
+                c.cseq
+            );
+            c.sock.write_all(req.as_bytes()).await.unwrap();
         }
         match tokio::time::timeout(Duration::from_millis(200), c.sock.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
@@ -748,6 +789,7 @@ async fn play_raw(c: &mut RawRtsp, url: &str, tracks: usize, base: u8, secs: u64
         ssrc,
         info_seq,
         packets,
+        replies,
     }
 }
 
@@ -795,16 +837,16 @@ async fn tcp_readers_on_the_usual_channels_share_the_streams_packets() {
         RawRtsp::connect(addr).await,
         RawRtsp::connect(addr).await,
     );
-    let first = play_raw(&mut a, &url, 2, 0, 4);
+    let first = play_raw(&mut a, &url, 2, 0, 4, false);
     // The second reader joins while the first plays (and starts from the GOP cache).
     let second = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        play_raw(&mut b, &url, 2, 0, 3).await
+        play_raw(&mut b, &url, 2, 0, 3, false).await
     };
     // Channels other than 2 × track: this session numbers its own packets.
     let own = async {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        play_raw(&mut odd, &url, 2, 4, 3).await
+        play_raw(&mut odd, &url, 2, 4, 3, false).await
     };
     let (first, second, own) = tokio::join!(first, second, own);
     check_numbering(&first, 0, "first");
@@ -827,4 +869,19 @@ async fn tcp_readers_on_the_usual_channels_share_the_streams_packets() {
         .filter(|p| later.contains(&(p.0, p.1)))
         .count();
     assert!(common > 100, "only {common} packets in common");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_replies_reach_a_playing_tcp_reader_whole_between_its_packets() {
+    // A playing TCP reader's socket is written by the stream itself while the reader keeps
+    // up; a reply must take the socket back first and never cut a packet.
+    let s = start(&DEMO[..1], &[]).await;
+    let mut c = RawRtsp::connect(s.running.rtsp.local_addr()).await;
+    let seen = play_raw(&mut c, &s.url("demo"), 2, 0, 4, true).await;
+    check_numbering(&seen, 0, "keep-alive reader");
+    assert!(
+        seen.replies >= 10,
+        "only {} keep-alive replies",
+        seen.replies
+    );
 }

@@ -121,14 +121,23 @@ impl SourceSession for MockSession {
             }
             let n = self.n;
             self.n += 1;
+            let key = n.is_multiple_of(self.gop);
             Ok(Frame::new(
                 0,
                 n as i64 * 3600,
-                n.is_multiple_of(self.gop),
-                Bytes::from(vec![(n % 251) as u8; self.frame_len]),
+                key,
+                avc_picture(key, n, self.frame_len),
             ))
         })
     }
+}
+
+/// A `len`-byte picture in the frame convention (one length-prefixed NAL unit, IDR or not).
+fn avc_picture(key: bool, n: u64, len: usize) -> Bytes {
+    let mut data = vec![(n % 251) as u8 | 1; len.max(6)];
+    data[..4].copy_from_slice(&(len.max(6) as u32 - 4).to_be_bytes());
+    data[4] = if key { 0x65 } else { 0x41 };
+    Bytes::from(data)
 }
 
 fn fast_opts() -> StreamOptions {
@@ -347,6 +356,19 @@ async fn describe_reports_why_a_source_is_unavailable() {
     ));
 }
 
+/// Reads what is left in a reader of a closed stream; fails unless it then ends.
+async fn drains_then_ends(reader: &mut media::hub::Reader) {
+    let mut n = 0;
+    while tokio::time::timeout(Duration::from_secs(1), reader.recv())
+        .await
+        .unwrap()
+        .is_some()
+    {
+        n += 1;
+        assert!(n < 10_000);
+    }
+}
+
 #[tokio::test]
 async fn closing_the_hub_ends_readers() {
     let hub = Hub::new();
@@ -357,15 +379,7 @@ async fn closing_the_hub_ends_readers() {
     let stream = hub.add_stream("cam", src, fast_opts());
     let mut reader = stream.subscribe().await.unwrap();
     hub.close();
-    let mut n = 0;
-    while tokio::time::timeout(Duration::from_secs(1), reader.recv())
-        .await
-        .unwrap()
-        .is_some()
-    {
-        n += 1;
-        assert!(n < 10_000);
-    }
+    drains_then_ends(&mut reader).await;
     assert_eq!(stream.state(), StreamState::Closed);
 }
 
@@ -410,4 +424,221 @@ async fn a_panicking_source_is_retried_like_a_failed_one() {
     );
     wait_for(|| stream.state() == StreamState::Streaming).await;
     assert_eq!(src.0.load(Ordering::SeqCst), 3);
+}
+
+/// The owner's side of a socket lent in a test: one end of a socket pair, and what a send left
+/// unsent.
+struct TestOut {
+    sock: std::os::unix::net::UnixStream,
+    kept: Arc<std::sync::Mutex<Vec<u8>>>,
+    wanted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl media::hub::LeaseOut for TestOut {
+    fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.sock)
+    }
+    fn keep_unsent(&mut self, rest: &[u8]) {
+        self.kept.lock().unwrap().extend_from_slice(rest);
+    }
+    fn wanted(&self) -> bool {
+        self.wanted.load(Ordering::SeqCst)
+    }
+}
+
+/// A stream whose frames carry stream-wide packets, and a reader of it past its first keyframe
+/// with nothing queued.
+async fn lendable_reader(
+    frame_len: usize,
+) -> (Arc<Hub>, Arc<media::hub::Stream>, media::hub::Reader) {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 10,
+        frame_len,
+        ..Script::default()
+    });
+    let stream = hub.add_stream("cam", src, fast_opts());
+    stream.shared_rtp(|| {
+        media::rtp::interleaved::SharedRtp::new(1400, |t| {
+            (0..t.len()).map(|i| 96 + i as u8).collect()
+        })
+    });
+    let mut reader = stream.subscribe().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(2), reader.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        first.wire().is_some(),
+        "frames carry no stream-wide packets"
+    );
+    (hub, stream, reader)
+}
+
+/// Lends `out` for the video track (lending is refused while a frame is queued: drain and
+/// retry). Returns the video frames drained meanwhile.
+fn lend_video(
+    stream: &media::hub::Stream,
+    reader: &mut media::hub::Reader,
+    make_out: impl Fn() -> TestOut,
+) -> Vec<Arc<Frame>> {
+    let ssrc = stream.shared_rtp(|| unreachable!()).ssrc(0);
+    let mut drained = Vec::new();
+    for _ in 0..1000 {
+        while let Some(f) = reader.try_recv() {
+            drained.push(f);
+        }
+        let next_seq = drained
+            .iter()
+            .rev()
+            .find_map(|f| f.wire().filter(|w| w.channel == 0))
+            .map_or(0, |w| w.first_seq.wrapping_add(w.packets as u16));
+        let track = media::hub::LentTrack {
+            track: 0,
+            channel: 0,
+            pt: 96,
+            ssrc,
+            sent: media::rtp::interleaved::Sent {
+                next_seq,
+                ..Default::default()
+            },
+        };
+        if reader.lend(media::hub::Lease::new(
+            Box::new(make_out()),
+            [Some(track), None],
+        )) {
+            return drained;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    panic!("the stream never took the lease");
+}
+
+/// Reads interleaved packets from `bytes`: (channel, sequence number, ssrc) of each.
+fn interleaved_packets(bytes: &[u8]) -> Vec<(u8, u16, u32)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 4 <= bytes.len() {
+        assert_eq!(bytes[at], b'$', "not interleaved framing at byte {at}");
+        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let p = &bytes[at + 4..at + 4 + len];
+        out.push((
+            bytes[at + 1],
+            u16::from_be_bytes([p[2], p[3]]),
+            u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+        ));
+        at += 4 + len;
+    }
+    assert_eq!(at, bytes.len(), "a packet was cut");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lent_socket_gets_every_frame_from_the_stream_until_it_fills_up() {
+    let (_hub, stream, mut reader) = lendable_reader(5_000).await;
+    let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let wanted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    lend_video(&stream, &mut reader, || TestOut {
+        sock: ours.try_clone().unwrap(),
+        kept: kept.clone(),
+        wanted: wanted.clone(),
+    });
+    // Nobody reads the peer: the stream writes until the socket is full, then gives the lease
+    // back, with the rest of the frame it could not finish kept by the owner.
+    let lease = loop {
+        if let Some(l) = reader.take_returned() {
+            break l;
+        }
+        assert!(
+            reader.try_recv().is_none(),
+            "a frame was queued while the socket was lent"
+        );
+        reader.wait().await;
+    };
+    assert!(!lease.is_lent());
+    assert!(lease.error.is_none(), "{:?}", lease.error);
+    let sent = lease.tracks[0].unwrap().sent;
+    assert!(sent.packets > 100, "only {} packets went out", sent.packets);
+    // What the socket holds plus what was kept is every video packet, in order, once; audio
+    // (not lent) never went out.
+    peer.set_nonblocking(true).unwrap();
+    let mut bytes = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut peer, &mut bytes);
+    bytes.extend_from_slice(&kept.lock().unwrap());
+    let packets = interleaved_packets(&bytes);
+    assert_eq!(packets.len() as u32, sent.packets);
+    let ssrc = stream.shared_rtp(|| unreachable!()).ssrc(0);
+    for w in packets.windows(2) {
+        assert_eq!((w[0].0, w[0].2), (0, ssrc));
+        assert_eq!(w[1].1, w[0].1.wrapping_add(1), "sequence gap");
+    }
+    assert_eq!(packets.last().unwrap().1.wrapping_add(1), sent.next_seq);
+    // From now on frames queue again, starting right after the last one sent.
+    let next = loop {
+        let f = tokio::time::timeout(Duration::from_secs(2), reader.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if f.track == 0 {
+            break f;
+        }
+    };
+    assert_eq!(next.wire().unwrap().first_seq, sent.next_seq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_goes_back_on_recall_on_close_and_is_refused_while_wanted() {
+    let (hub, stream, mut reader) = lendable_reader(100).await;
+    let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let wanted = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let out = || TestOut {
+        sock: ours.try_clone().unwrap(),
+        kept: kept.clone(),
+        wanted: wanted.clone(),
+    };
+    let track = media::hub::LentTrack {
+        track: 0,
+        channel: 0,
+        pt: 96,
+        ssrc: stream.shared_rtp(|| unreachable!()).ssrc(0),
+        sent: Default::default(),
+    };
+    while reader.try_recv().is_some() {}
+    assert!(
+        !reader.lend(media::hub::Lease::new(Box::new(out()), [Some(track), None])),
+        "lent while another writer waits for the socket"
+    );
+    wanted.store(false, Ordering::SeqCst);
+    lend_video(&stream, &mut reader, out);
+    let mut buf = [0u8; 4];
+    std::io::Read::read_exact(&mut peer, &mut buf).expect("the stream writes the lent socket");
+    // A recall ends the loan at once: the stream stops writing, frames queue again.
+    reader.handle().recall();
+    let lease = reader.take_returned().expect("recall gives the lease back");
+    assert!(!lease.is_lent());
+    assert!(lease.tracks[0].unwrap().sent.packets > 0);
+    peer.set_nonblocking(true).unwrap();
+    let _ = std::io::Read::read_to_end(&mut peer, &mut Vec::new());
+    tokio::time::timeout(Duration::from_secs(2), reader.recv())
+        .await
+        .unwrap()
+        .expect("frames queue after a recall");
+    let mut more = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut peer, &mut more);
+    assert!(
+        more.is_empty(),
+        "{} bytes written after the recall",
+        more.len()
+    );
+    peer.set_nonblocking(false).unwrap();
+    // Closing the stream gives a lent socket back too, and the reader then ends.
+    lend_video(&stream, &mut reader, out);
+    hub.close();
+    assert!(reader.take_returned().is_some(), "close kept the lease");
+    drains_then_ends(&mut reader).await;
 }

@@ -9,11 +9,13 @@
 
 mod backoff;
 mod gop;
+mod lease;
 mod reader;
 mod stream;
 
 pub use backoff::Backoff;
-pub use reader::{Closed, FrameSink, Offer, Reader};
+pub use lease::{LEASE_TRACKS, Lease, LeaseOut, LentTrack};
+pub use reader::{Closed, Reader, ReaderHandle};
 pub use stream::{Stream, StreamOptions, StreamState, StreamStats};
 
 use std::collections::BTreeMap;

@@ -1,33 +1,14 @@
 //! A reader's bounded queue: frames in order, skipped to the next keyframe on overflow; and
-//! the optional sink that takes frames on the stream's own task while the queue is empty.
+//! the lease its stream gives back when it stops writing to the reader's socket itself.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use super::lease::Lease;
 use super::stream::Stream;
 use crate::{Frame, TrackInfo};
-
-/// What a [`FrameSink`] did with a frame it was offered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Offer {
-    /// The sink took the frame and needs nothing more.
-    Taken,
-    /// The sink took the frame but has work left for the reader's task (a partial write, an
-    /// error): wake it.
-    TakenWake,
-    /// The sink cannot take the frame now; queue it for the reader's task.
-    Declined,
-}
-
-/// Takes frames synchronously on the stream's task, instead of waking the reader's task for
-/// each one. It is offered a frame only while the reader's queue is empty, so frames stay in
-/// order; it must not block.
-pub trait FrameSink: Send + Sync {
-    /// Offers one frame.
-    fn offer(&self, frame: &Arc<Frame>) -> Offer;
-}
 
 /// What a reader's queue holds and has lost.
 #[derive(Default)]
@@ -40,8 +21,8 @@ pub(crate) struct Queue {
     pub(crate) dropped: u64,
     /// How many times the queue overflowed and skipped to a keyframe.
     pub(crate) overflows: u64,
-    /// Takes frames directly while the queue is empty.
-    sink: Option<Arc<dyn FrameSink>>,
+    /// A lease the stream gave back, for the reader's task to take.
+    returned: Option<Lease>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -50,7 +31,7 @@ impl std::fmt::Debug for Queue {
             .field("frames", &self.frames.len())
             .field("bytes", &self.bytes)
             .field("dropped", &self.dropped)
-            .field("sink", &self.sink.is_some())
+            .field("returned", &self.returned.is_some())
             .finish()
     }
 }
@@ -119,19 +100,6 @@ impl ReaderShared {
             }
             q.waiting_for_sync = false;
         }
-        if q.frames.is_empty()
-            && let Some(sink) = &q.sink
-        {
-            match sink.offer(frame) {
-                Offer::Taken => return PushOutcome::default(),
-                Offer::TakenWake => {
-                    drop(q);
-                    self.notify.notify_one();
-                    return PushOutcome::default();
-                }
-                Offer::Declined => {}
-            }
-        }
         if q.bytes + frame.data.len() > self.max_bytes || q.frames.len() >= self.max_frames {
             dropped = q.frames.len() as u64;
             q.frames.clear();
@@ -162,7 +130,6 @@ impl ReaderShared {
     pub(crate) fn close(&self) {
         let mut q = self.queue.lock().expect("reader queue");
         q.closed = true;
-        q.sink = None;
         drop(q);
         self.notify.notify_one();
     }
@@ -170,6 +137,23 @@ impl ReaderShared {
     pub(crate) fn counters(&self) -> (u64, u64, usize) {
         let q = self.queue.lock().expect("reader queue");
         (q.dropped, q.overflows, q.bytes)
+    }
+
+    /// Whether the stream may write this reader's frames itself from now on: nothing is
+    /// queued or waiting to be taken back, and the reader has had its first keyframe.
+    pub(crate) fn may_lend(&self) -> bool {
+        let q = self.queue.lock().expect("reader queue");
+        q.frames.is_empty() && q.returned.is_none() && !q.waiting_for_sync && !q.closed
+    }
+
+    /// Hands a lease back to the reader's task (and wakes it).
+    pub(crate) fn give_back(&self, lease: Lease) {
+        self.queue.lock().expect("reader queue").returned = Some(lease);
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn take_returned(&self) -> Option<Lease> {
+        self.queue.lock().expect("reader queue").returned.take()
     }
 
     fn try_pop(&self) -> Result<Option<Arc<Frame>>, ()> {
@@ -229,18 +213,37 @@ impl Reader {
         self.shared.try_pop().map_err(|()| Closed)
     }
 
-    /// Waits until a frame is queued, the stream closes, or the sink asked for a wake-up.
+    /// Waits until a frame is queued, the stream closes, or the stream gives the lease back.
     /// May return spuriously; callers re-check with [`Reader::try_next`].
     pub async fn wait(&self) {
         self.shared.notify.notified().await;
     }
 
-    /// Lets `sink` take frames on the stream's task while this reader's queue is empty (the
-    /// reader's task then only handles what the sink declines or leaves behind).
-    pub fn set_sink(&self, sink: Arc<dyn FrameSink>) {
-        let mut q = self.shared.queue.lock().expect("reader queue");
-        if !q.closed {
-            q.sink = Some(sink);
+    /// Lends the reader's socket to the stream, which then writes the stream-wide packets of
+    /// every frame for the lease's tracks itself, until it gives the lease back (see
+    /// [`Reader::take_returned`]). Refused (false, and the lease is dropped, which gives the
+    /// socket back) while frames are queued, before the first keyframe, or while another
+    /// writer waits for the socket.
+    pub fn lend(&self, lease: Lease) -> bool {
+        self.stream.lend(&self.shared, lease)
+    }
+
+    /// The lease, if the stream gave it back since it was lent.
+    pub fn take_returned(&self) -> Option<Lease> {
+        self.shared.take_returned()
+    }
+
+    /// The lease, taken back from the stream (or as the stream gave it back).
+    pub fn take_lease(&self) -> Option<Lease> {
+        self.stream.recall(self.shared.id);
+        self.shared.take_returned()
+    }
+
+    /// A handle that can take the socket back from the stream.
+    pub fn handle(&self) -> ReaderHandle {
+        ReaderHandle {
+            stream: self.stream.clone(),
+            id: self.shared.id,
         }
     }
 
@@ -252,7 +255,30 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        self.shared.queue.lock().expect("reader queue").sink = None;
         self.stream.remove_reader(self.shared.id);
+    }
+}
+
+/// Takes a reader's lent socket back from its stream, for another writer of the socket.
+#[derive(Clone)]
+pub struct ReaderHandle {
+    stream: Arc<Stream>,
+    id: u64,
+}
+
+impl std::fmt::Debug for ReaderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReaderHandle")
+            .field("stream", &self.stream.name())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl ReaderHandle {
+    /// Ends the loan of the reader's socket, if it is lent: the stream stops writing to it at
+    /// once and the lease (its RTP state) goes back to the reader's task.
+    pub fn recall(&self) {
+        self.stream.recall(self.id);
     }
 }

@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 use super::HubError;
 use super::backoff::Backoff;
 use super::gop::GopCache;
+use super::lease::{Lease, Offered};
 use super::reader::{Reader, ReaderShared};
 use crate::rtp::interleaved::SharedRtp;
 use crate::{Frame, MediaKind, Source, SourceSession, TrackInfo};
@@ -123,11 +124,28 @@ struct TsMap {
     rebase: bool,
 }
 
+/// One reader, and its socket while the reader lends it (see [`Lease`]). The leases sit in
+/// this flat list so that the fan-out to lent sockets touches nothing else.
+struct Entry {
+    shared: Arc<ReaderShared>,
+    lease: Option<Lease>,
+}
+
+impl Entry {
+    /// Ends the loan and hands the lease to the reader's task.
+    fn give_back(&mut self) {
+        if let Some(mut lease) = self.lease.take() {
+            lease.end();
+            self.shared.give_back(lease);
+        }
+    }
+}
+
 struct Inner {
     state: StreamState,
     running: bool,
     closed: bool,
-    readers: Vec<Arc<ReaderShared>>,
+    readers: Vec<Entry>,
     leases: usize,
     last_demand: Instant,
     gop: GopCache,
@@ -304,7 +322,10 @@ impl Stream {
             self.opts.reader_queue_frames,
         ));
         shared.prime(inner.gop.frames());
-        inner.readers.push(shared.clone());
+        inner.readers.push(Entry {
+            shared: shared.clone(),
+            lease: None,
+        });
         drop(inner);
         debug!(stream = %self.name, reader = id, "reader subscribed");
         Ok(Reader {
@@ -336,10 +357,31 @@ impl Stream {
         shared
     }
 
+    /// Takes `lease` for the reader, if the reader may lend now (see [`Reader::lend`]).
+    pub(crate) fn lend(&self, reader: &ReaderShared, lease: Lease) -> bool {
+        let mut inner = self.lock();
+        let Some(e) = inner.readers.iter_mut().find(|e| e.shared.id == reader.id) else {
+            return false;
+        };
+        if e.lease.is_some() || lease.wanted() || !reader.may_lend() {
+            return false;
+        }
+        e.lease = Some(lease);
+        true
+    }
+
+    /// Ends the loan of the reader's socket, if lent (see `ReaderHandle::recall`).
+    pub(crate) fn recall(&self, id: u64) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.readers.iter_mut().find(|e| e.shared.id == id) {
+            e.give_back();
+        }
+    }
+
     pub(crate) fn remove_reader(&self, id: u64) {
         let mut inner = self.lock();
-        if let Some(pos) = inner.readers.iter().position(|r| r.id == id) {
-            let r = inner.readers.swap_remove(pos);
+        if let Some(pos) = inner.readers.iter().position(|e| e.shared.id == id) {
+            let r = inner.readers.swap_remove(pos).shared;
             let (dropped, overflows, _) = r.counters();
             debug!(stream = %self.name, reader = id, dropped, overflows, "reader left");
         }
@@ -353,8 +395,9 @@ impl Stream {
         let mut inner = self.lock();
         inner.closed = true;
         inner.state = StreamState::Closed;
-        for r in inner.readers.drain(..) {
-            r.close();
+        for mut e in inner.readers.drain(..) {
+            e.give_back();
+            e.shared.close();
         }
         drop(inner);
         self.tracks
@@ -582,8 +625,18 @@ impl Stream {
         inner.gop.push(&frame, is_sync);
         let mut drops = 0;
         let mut overflows = 0;
-        for r in &inner.readers {
-            let out = r.push(&frame, is_sync);
+        for e in inner.readers.iter_mut() {
+            if let Some(lease) = &mut e.lease {
+                match lease.offer(&frame) {
+                    Offered::Done => continue,
+                    Offered::Back => {
+                        e.give_back();
+                        continue;
+                    }
+                    Offered::BackAndQueue => e.give_back(),
+                }
+            }
+            let out = e.shared.push(&frame, is_sync);
             drops += out.dropped;
             overflows += u64::from(out.overflowed);
         }

@@ -5,6 +5,7 @@
 //! per-reader header building, the way a shared media works in other RTSP servers.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -30,6 +31,36 @@ pub struct WireFrame {
     pub octets: u32,
     /// RTP timestamp of the frame.
     pub rtp_ts: u32,
+}
+
+impl WireFrame {
+    /// RTP bytes (headers and payloads, without the interleaved framing).
+    pub fn rtp_bytes(&self) -> u64 {
+        self.bytes.len() as u64 - 4 * u64::from(self.packets)
+    }
+}
+
+/// What one reader of a track has been sent: the numbers its RTCP sender reports carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Sequence number of the next packet.
+    pub next_seq: u16,
+    /// Packets sent.
+    pub packets: u32,
+    /// RTP payload bytes sent.
+    pub octets: u32,
+    /// RTP time of the last frame sent and when that frame was received.
+    pub last: Option<(u32, Instant)>,
+}
+
+impl Sent {
+    /// Counts a frame's stream-wide packets as sent; the frame was received at `received`.
+    pub fn add_wire(&mut self, w: &WireFrame, received: Instant) {
+        self.last = Some((w.rtp_ts, received));
+        self.next_seq = w.first_seq.wrapping_add(w.packets as u16);
+        self.packets = self.packets.wrapping_add(w.packets);
+        self.octets = self.octets.wrapping_add(w.octets);
+    }
 }
 
 /// Where the next packet of one track goes in the stream-wide numbering.

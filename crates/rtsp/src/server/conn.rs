@@ -8,14 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use media::hub::{HubError, Stream};
+use media::hub::{HubError, ReaderHandle, Stream};
 use media::rtp::interleaved::{MAX_SHARED_TRACKS, SharedRtp};
 use media::{Frame, TrackInfo};
 use rtsp_types::headers::{self, Transport, Transports};
 use rtsp_types::{Method, Request, Response, StatusCode, Version};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::Mutex as AsyncMutex;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -23,7 +22,7 @@ use super::framing::{Item, next_item};
 use super::sdp::{describe, payload_types};
 use super::sender::{Output, Prepared, SenderTrack, run_sender};
 use super::udp::{Activity, now_ms};
-use super::wire::Wire;
+use super::wire::SharedWire;
 use super::{AuthFailure, RtspServer};
 
 /// How a session's track is delivered.
@@ -38,6 +37,8 @@ struct Session {
     tracks: Arc<[TrackInfo]>,
     setup: HashMap<usize, (TrackTransport, u32)>,
     sender: Option<JoinHandle<()>>,
+    /// Takes the socket back from the stream, while the sender may have lent it.
+    lender: Option<ReaderHandle>,
     activity: Activity,
     server: Arc<RtspServer>,
 }
@@ -61,6 +62,9 @@ impl Session {
     }
 
     fn stop(&mut self) {
+        if let Some(l) = self.lender.take() {
+            l.recall();
+        }
         if let Some(h) = self.sender.take() {
             h.abort();
             self.server.counters.playing.fetch_sub(1, Ordering::Relaxed);
@@ -86,7 +90,7 @@ pub(crate) struct Connection {
     peer: SocketAddr,
     local: SocketAddr,
     rd: tokio::net::tcp::OwnedReadHalf,
-    wr: Arc<AsyncMutex<Wire>>,
+    wr: SharedWire,
     sessions: HashMap<String, Session>,
     kick: tokio::sync::watch::Receiver<u64>,
     /// Every sender task sends its task id here when it is over (see [`SenderEnded`]).
@@ -146,7 +150,7 @@ impl Connection {
             peer,
             local,
             rd,
-            wr: Arc::new(AsyncMutex::new(Wire::new(wr))),
+            wr: SharedWire::new(wr),
             sessions: HashMap::new(),
             kick: server.kick.subscribe(),
             ended_tx,
@@ -230,6 +234,12 @@ impl Connection {
     }
 
     async fn write_raw(&self, bytes: &[u8]) -> std::io::Result<()> {
+        // Senders that lent the socket to their stream give it up, and lend it again only
+        // after this write.
+        let _wanted = self.wr.want();
+        for l in self.sessions.values().filter_map(|s| s.lender.as_ref()) {
+            l.recall();
+        }
         let mut w = self.wr.lock().await;
         w.write_all(bytes, self.server.cfg.write_timeout).await
     }
@@ -440,6 +450,7 @@ impl Connection {
                         tracks: tracks.clone(),
                         setup: HashMap::new(),
                         sender: None,
+                        lender: None,
                         activity: Arc::new(now_ms().into()),
                         server: self.server.clone(),
                     },
@@ -688,6 +699,7 @@ impl Connection {
         let peer = self.peer;
         self.server.counters.playing.fetch_add(1, Ordering::Relaxed);
         info!(%peer, stream = %s.stream.name(), session = %id, udp, "play");
+        s.lender = Some(prepared.reader.handle());
         let ended = self.ended_tx.clone();
         s.sender = Some(tokio::spawn(async move {
             let _ended = SenderEnded {

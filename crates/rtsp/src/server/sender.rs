@@ -1,22 +1,23 @@
 //! The sender of one playing session: takes frames from its Hub reader, prepends this
 //! session's RTP headers to the shared packetization, and writes each batch of frames with one
 //! vectored write (TCP interleaved) or one datagram per packet (UDP); sends RTCP sender reports.
+//! A TCP session that takes the stream-wide packets lends its socket to the stream whenever it
+//! has caught up (see `media::hub::Lease`), and only writes itself what the stream gives back.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use media::hub::{Closed, FrameSink, Offer, Reader};
-use media::rtp::interleaved::WireFrame;
+use media::hub::{Closed, LEASE_TRACKS, Lease, LentTrack, Reader};
+use media::rtp::interleaved::{Sent, WireFrame};
 use media::rtp::{RtpChunk, packetize};
 use media::{Frame, TrackInfo};
-use tokio::sync::Mutex as AsyncMutex;
 use tracing::warn;
 
 use super::udp::UdpPair;
-use super::wire::{TryWrite, Wire};
+use super::wire::SharedWire;
 use super::{ServerConfig, ServerCounters};
 
 /// Where one track's packets go.
@@ -35,11 +36,9 @@ pub(crate) struct SenderTrack {
     pt: u8,
     ssrc: u32,
     out: Output,
-    seq: u16,
     ts_base: u32,
-    packets: u32,
-    octets: u32,
-    last: Option<(u32, Instant)>,
+    /// What this session was sent (its next sequence number is `sent.next_seq`).
+    sent: Sent,
     warned: bool,
     start_ts: i64,
     /// Writes the stream-wide packets of each frame (see `media::rtp::interleaved`) instead of
@@ -64,11 +63,11 @@ impl SenderTrack {
             pt,
             ssrc,
             out,
-            seq: rand::random(),
             ts_base: rtptime.wrapping_sub(start_ts as u32),
-            packets: 0,
-            octets: 0,
-            last: None,
+            sent: Sent {
+                next_seq: rand::random(),
+                ..Sent::default()
+            },
             warned: false,
             start_ts,
             shared: false,
@@ -91,11 +90,11 @@ impl SenderTrack {
             pt,
             ssrc,
             out: Output::Tcp { channel },
-            seq: first_seq,
             ts_base,
-            packets: 0,
-            octets: 0,
-            last: None,
+            sent: Sent {
+                next_seq: first_seq,
+                ..Sent::default()
+            },
             warned: false,
             start_ts,
             shared: true,
@@ -105,7 +104,7 @@ impl SenderTrack {
     /// The (sequence number, RTP time) of the first packet, for RTP-Info.
     pub(crate) fn rtp_info(&self) -> (u16, u32) {
         let start = self.ts_base.wrapping_add(self.start_ts as u32);
-        (self.seq, start)
+        (self.sent.next_seq, start)
     }
 
     /// Where this track's packets go.
@@ -134,10 +133,7 @@ impl SenderTrack {
                 return None;
             }
         };
-        self.last = Some((w.rtp_ts, frame.received));
-        self.seq = w.first_seq.wrapping_add(w.packets as u16);
-        self.packets = self.packets.wrapping_add(w.packets);
-        self.octets = self.octets.wrapping_add(w.octets);
+        self.sent.add_wire(w, frame.received);
         Some(w)
     }
 
@@ -145,10 +141,10 @@ impl SenderTrack {
         let mut h = [0u8; 12];
         h[0] = 0x80;
         h[1] = (u8::from(marker) << 7) | (self.pt & 0x7f);
-        h[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        h[2..4].copy_from_slice(&self.sent.next_seq.to_be_bytes());
         h[4..8].copy_from_slice(&ts.to_be_bytes());
         h[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        self.seq = self.seq.wrapping_add(1);
+        self.sent.next_seq = self.sent.next_seq.wrapping_add(1);
         h
     }
 }
@@ -166,109 +162,78 @@ fn ntp_now() -> u64 {
     (secs << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
 }
 
-/// What the sink (on the stream's task) and the sender task share.
-struct Shared {
-    tracks: Vec<Option<SenderTrack>>,
-    /// The sink's scratch batch.
-    batch: Batch,
-    /// The task is writing (or about to): the sink declines frames until it is done.
-    busy: bool,
-    /// A write error the sink hit; the task ends with it.
-    error: Option<std::io::Error>,
-}
-
-/// Writes frames to a TCP-only session straight from the stream's task while the session keeps
-/// up, so a playing reader costs one vectored write per frame and no task wake-up.
-struct DirectSink {
-    shared: Arc<Mutex<Shared>>,
-    wire: Arc<AsyncMutex<Wire>>,
-    max_payload: usize,
-    counters: Arc<ServerCounters>,
-}
-
-impl FrameSink for DirectSink {
-    fn offer(&self, frame: &Arc<Frame>) -> Offer {
-        let Ok(mut sh) = self.shared.try_lock() else {
-            return Offer::Declined;
+/// The lease of a session whose every track takes the stream-wide packets, if it can have
+/// one: its tracks as the stream is to write them.
+fn lease_tracks(tracks: &[Option<SenderTrack>]) -> Option<[Option<LentTrack>; LEASE_TRACKS]> {
+    let mut out = [None; LEASE_TRACKS];
+    let mut n = 0;
+    for (track, t) in tracks.iter().enumerate() {
+        let Some(t) = t else { continue };
+        let (Output::Tcp { channel }, true) = (&t.out, t.shared) else {
+            return None;
         };
-        if sh.busy || sh.error.is_some() {
-            return Offer::Declined;
-        }
-        let Ok(mut w) = self.wire.try_lock() else {
-            return Offer::Declined;
-        };
-        if w.has_pending() {
-            return Offer::Declined;
-        }
-        let sh = &mut *sh;
-        // The usual case: one pre-built buffer, written as it is (one `send`, no iovecs).
-        if let Some(t) = sh.tracks.get_mut(frame.track).and_then(|t| t.as_mut())
-            && t.shared
-        {
-            let Some(wf) = t.take_wire(frame) else {
-                return Offer::Taken;
-            };
-            self.count(u64::from(wf.packets), rtp_bytes(wf));
-            return match w.try_write(&wf.bytes) {
-                Ok(TryWrite::Done) => Offer::Taken,
-                Ok(TryWrite::Partial) => Offer::TakenWake,
-                Err(e) => {
-                    sh.error = Some(e);
-                    Offer::TakenWake
-                }
-            };
-        }
-        sh.batch.clear();
-        add_frames(
-            &mut sh.batch,
-            &mut sh.tracks,
-            std::slice::from_ref(frame),
-            self.max_payload,
-        );
-        self.count(sh.batch.packets, sh.batch.bytes);
-        let mut partial = false;
-        let mut iov: Vec<IoSlice<'_>> = Vec::new();
-        for group in sh.batch.tcp.chunks(MAX_IOV / 2) {
-            sh.batch.iov_of(group, &mut iov);
-            if partial {
-                w.stash(&iov);
-                continue;
-            }
-            match w.try_write_vectored(&mut iov) {
-                Ok(TryWrite::Done) => {}
-                Ok(TryWrite::Partial) => partial = true,
-                Err(e) => {
-                    sh.error = Some(e);
-                    return Offer::TakenWake;
-                }
-            }
-        }
-        if partial {
-            Offer::TakenWake
-        } else {
-            Offer::Taken
-        }
+        *out.get_mut(n)? = Some(LentTrack {
+            track,
+            channel: *channel,
+            pt: t.pt,
+            ssrc: t.ssrc,
+            sent: t.sent,
+        });
+        n += 1;
     }
+    (n > 0).then_some(out)
 }
 
-impl DirectSink {
-    fn count(&self, packets: u64, bytes: u64) {
-        self.counters
+/// Takes back the RTP state of a lease that ended, counts what the stream sent through it,
+/// and fails with the error that ended it, if any.
+fn settle(
+    tracks: &mut [Option<SenderTrack>],
+    lease: Lease,
+    counters: &ServerCounters,
+) -> std::io::Result<()> {
+    for lt in lease.tracks.iter().flatten() {
+        let Some(t) = tracks.get_mut(lt.track).and_then(|t| t.as_mut()) else {
+            continue;
+        };
+        let packets = lt.sent.packets.wrapping_sub(t.sent.packets);
+        let octets = lt.sent.octets.wrapping_sub(t.sent.octets);
+        counters
             .rtp_packets
-            .fetch_add(packets, Ordering::Relaxed);
-        self.counters.rtp_bytes.fetch_add(bytes, Ordering::Relaxed);
+            .fetch_add(u64::from(packets), Ordering::Relaxed);
+        counters.rtp_bytes.fetch_add(
+            u64::from(octets) + 12 * u64::from(packets),
+            Ordering::Relaxed,
+        );
+        t.sent = lt.sent;
+    }
+    match lease.error {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
-/// RTP bytes (headers and payloads, without the interleaved framing) of stream-wide packets.
-fn rtp_bytes(w: &WireFrame) -> u64 {
-    w.bytes.len() as u64 - 4 * u64::from(w.packets)
+/// Lends the session's socket to the stream if nothing is waiting to be written: the pending
+/// bytes of an earlier write are sent first. Returns whether the stream took the lease.
+async fn lend(
+    reader: &Reader,
+    wire: &SharedWire,
+    tracks: &[Option<SenderTrack>],
+    cfg: &ServerConfig,
+) -> std::io::Result<bool> {
+    let Some(lent) = lease_tracks(tracks) else {
+        return Ok(false);
+    };
+    let Some(mut out) = wire.lend() else {
+        return Ok(false);
+    };
+    out.flush(cfg.write_timeout).await?;
+    Ok(reader.lend(Lease::new(Box::new(out), lent)))
 }
 
 /// Runs until the reader ends or a write fails.
 pub(crate) async fn run_sender(
     prepared: Prepared,
-    wire: Arc<AsyncMutex<Wire>>,
+    wire: SharedWire,
     udp: Option<Arc<UdpPair>>,
     cfg: &ServerConfig,
     counters: &Arc<ServerCounters>,
@@ -276,43 +241,25 @@ pub(crate) async fn run_sender(
     let Prepared {
         mut reader,
         first,
-        tracks,
+        mut tracks,
     } = prepared;
     let mut first = Some(first);
-    let tcp_only = tracks
-        .iter()
-        .flatten()
-        .all(|t| matches!(t.out, Output::Tcp { .. }));
-    let shared = Arc::new(Mutex::new(Shared {
-        tracks,
-        batch: Batch::default(),
-        busy: true,
-        error: None,
-    }));
-    if tcp_only {
-        reader.set_sink(Arc::new(DirectSink {
-            shared: shared.clone(),
-            wire: wire.clone(),
-            max_payload: cfg.max_payload,
-            counters: counters.clone(),
-        }));
-    }
+    let mut lent = false;
     let mut sr = tokio::time::interval(cfg.rtcp_interval);
     sr.tick().await;
     let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(MAX_BATCH);
     let mut out = Batch::default();
     loop {
-        // Write what is queued (and what the sink left behind) until nothing is, then hand the
-        // socket back to the sink.
-        loop {
-            batch.clear();
-            out.clear();
-            let mut closed = false;
-            {
-                let mut sh = shared.lock().expect("sender state");
-                if let Some(e) = sh.error.take() {
-                    return Err(e);
-                }
+        if lent && let Some(lease) = reader.take_returned() {
+            lent = false;
+            settle(&mut tracks, lease, counters)?;
+        }
+        if !lent {
+            // Write what is queued until nothing is, then lend the socket to the stream.
+            loop {
+                batch.clear();
+                out.clear();
+                let mut closed = false;
                 batch.extend(first.take().into_iter().flatten());
                 while batch.len() < MAX_BATCH {
                     match reader.try_next() {
@@ -325,38 +272,33 @@ pub(crate) async fn run_sender(
                     }
                 }
                 if batch.is_empty() && !closed {
-                    let pending = wire.try_lock().map_or(true, |w| w.has_pending());
-                    if !pending {
-                        sh.busy = false;
-                        break;
-                    }
+                    break;
                 }
-                sh.busy = true;
-                add_frames(&mut out, &mut sh.tracks, &batch, cfg.max_payload);
+                add_frames(&mut out, &mut tracks, &batch, cfg.max_payload);
+                counters
+                    .rtp_packets
+                    .fetch_add(out.packets, Ordering::Relaxed);
+                counters.rtp_bytes.fetch_add(out.bytes, Ordering::Relaxed);
+                write_tcp(&wire, &out, cfg).await?;
+                if let (false, Some(u)) = (out.udp.is_empty(), &udp) {
+                    // A refused datagram (client port closed) is not fatal: the session
+                    // timeout reaps clients that went away.
+                    let _ = send_udp(&u.rtp, &out).await;
+                }
+                if closed {
+                    return Ok(());
+                }
             }
-            counters
-                .rtp_packets
-                .fetch_add(out.packets, Ordering::Relaxed);
-            counters.rtp_bytes.fetch_add(out.bytes, Ordering::Relaxed);
-            write_tcp(&wire, &out, cfg).await?;
-            if let (false, Some(u)) = (out.udp.is_empty(), &udp) {
-                // A refused datagram (client port closed) is not fatal: the session
-                // timeout reaps clients that went away.
-                let _ = send_udp(&u.rtp, &out).await;
-            }
-            if closed {
-                return Ok(());
-            }
+            lent = lend(&reader, &wire, &tracks, cfg).await?;
         }
         tokio::select! {
             _ = reader.wait() => {}
             _ = sr.tick() => {
-                let reports = {
-                    let mut sh = shared.lock().expect("sender state");
-                    sh.busy = true;
-                    reports(&mut sh.tracks)
-                };
-                send_reports(&reports, &wire, udp.as_deref(), cfg).await?;
+                if lent && let Some(lease) = reader.take_lease() {
+                    lent = false;
+                    settle(&mut tracks, lease, counters)?;
+                }
+                send_reports(&reports(&mut tracks), &wire, udp.as_deref(), cfg).await?;
             }
         }
     }
@@ -456,19 +398,19 @@ impl Batch {
     fn add_wire(&mut self, t: &mut SenderTrack, frame: &Frame) {
         if let Some(w) = t.take_wire(frame) {
             self.packets += u64::from(w.packets);
-            self.bytes += rtp_bytes(w);
+            self.bytes += w.rtp_bytes();
             self.tcp.push(Piece::Wire(w.bytes.clone()));
         }
     }
 
     fn add_frame(&mut self, t: &mut SenderTrack, frame: &Frame, chunks: Arc<[RtpChunk]>) {
         let ts = t.ts_base.wrapping_add(frame.ts as u32);
-        t.last = Some((ts, frame.received));
+        t.sent.last = Some((ts, frame.received));
         let held = self.held.len();
         for (i, c) in chunks.iter().enumerate() {
             let h = t.header(c.marker, ts);
-            t.packets = t.packets.wrapping_add(1);
-            t.octets = t.octets.wrapping_add(c.len() as u32);
+            t.sent.packets = t.sent.packets.wrapping_add(1);
+            t.sent.octets = t.sent.octets.wrapping_add(c.len() as u32);
             self.packets += 1;
             self.bytes += (12 + c.len()) as u64;
             match &t.out {
@@ -501,7 +443,10 @@ impl Batch {
 /// Writes the batch's TCP packets (after whatever a partial write left pending): vectored
 /// writes straight from the shared payloads, without a timer or a wake-up while the socket
 /// takes the bytes at once.
-async fn write_tcp(wire: &AsyncMutex<Wire>, b: &Batch, cfg: &ServerConfig) -> std::io::Result<()> {
+async fn write_tcp(wire: &SharedWire, b: &Batch, cfg: &ServerConfig) -> std::io::Result<()> {
+    if b.tcp.is_empty() {
+        return Ok(());
+    }
     let mut w = wire.lock().await;
     w.flush(cfg.write_timeout).await?;
     let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(b.tcp.len().min(MAX_IOV / 2) * 2);
@@ -562,10 +507,13 @@ fn reports(tracks: &mut [Option<SenderTrack>]) -> Vec<Report> {
     let now = Instant::now();
     let mut out = Vec::new();
     for t in tracks.iter_mut().flatten() {
-        let Some((rtp, at)) = t.last else { continue };
+        let Some((rtp, at)) = t.sent.last else {
+            continue;
+        };
         let elapsed = now.saturating_duration_since(at).as_secs_f64();
         let rtp_now = rtp.wrapping_add((elapsed * f64::from(t.info.clock_rate())) as u32);
-        let sr = media::rtp::rtcp::sender_report(t.ssrc, ntp, rtp_now, t.packets, t.octets);
+        let sr =
+            media::rtp::rtcp::sender_report(t.ssrc, ntp, rtp_now, t.sent.packets, t.sent.octets);
         out.push(Report {
             out: t.out.clone(),
             bytes: sr,
@@ -576,7 +524,7 @@ fn reports(tracks: &mut [Option<SenderTrack>]) -> Vec<Report> {
 
 async fn send_reports(
     reports: &[Report],
-    wire: &AsyncMutex<Wire>,
+    wire: &SharedWire,
     udp: Option<&UdpPair>,
     cfg: &ServerConfig,
 ) -> std::io::Result<()> {

@@ -5,9 +5,14 @@
 //! half-way (a sender task is aborted on PAUSE while it may be waiting on the socket).
 
 use std::io::IoSlice;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use media::hub::LeaseOut;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard, OwnedMutexGuard};
 
 /// A connection's write half and its unsent tail.
 pub(crate) struct Wire {
@@ -35,6 +40,10 @@ impl Wire {
         }
     }
 
+    fn fd(&self) -> RawFd {
+        self.half.as_ref().as_raw_fd()
+    }
+
     /// Whether an earlier write left bytes behind.
     pub(crate) fn has_pending(&self) -> bool {
         self.sent < self.pending.len()
@@ -56,26 +65,6 @@ impl Wire {
                 Ok(n) => IoSlice::advance_slices(&mut iov, n),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.stash(iov);
-                    return Ok(TryWrite::Partial);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(TryWrite::Done)
-    }
-
-    /// [`Wire::try_write_vectored`] of one buffer, with a plain `send`.
-    pub(crate) fn try_write(&mut self, mut buf: &[u8]) -> std::io::Result<TryWrite> {
-        if self.has_pending() {
-            self.stash(&[IoSlice::new(buf)]);
-            return Ok(TryWrite::Partial);
-        }
-        while !buf.is_empty() {
-            match self.half.try_write(buf) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.stash(&[IoSlice::new(buf)]);
                     return Ok(TryWrite::Partial);
                 }
                 Err(e) => return Err(e),
@@ -136,5 +125,89 @@ impl Wire {
     /// Sends the pending bytes, then `buf`.
     pub(crate) async fn write_all(&mut self, buf: &[u8], limit: Duration) -> std::io::Result<()> {
         self.write_vectored(&mut [IoSlice::new(buf)], limit).await
+    }
+}
+
+/// A connection's wire as its writers share it: the connection task (replies), the sender
+/// tasks (frames, RTCP) and, through a lease, the stream a sender lent the socket to.
+#[derive(Clone)]
+pub(crate) struct SharedWire {
+    wire: Arc<AsyncMutex<Wire>>,
+    /// Writers (other than a lease) waiting for the wire.
+    wanted: Arc<AtomicUsize>,
+}
+
+impl SharedWire {
+    pub(crate) fn new(half: OwnedWriteHalf) -> Self {
+        SharedWire {
+            wire: Arc::new(AsyncMutex::new(Wire::new(half))),
+            wanted: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The wire, waiting for whoever holds it. A lease holds it until its lender takes it back.
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, Wire> {
+        self.wire.lock().await
+    }
+
+    /// Says that a writer is about to wait for the wire: until the returned value is dropped,
+    /// no lease of it is taken.
+    pub(crate) fn want(&self) -> Wanted {
+        self.wanted.fetch_add(1, Ordering::SeqCst);
+        Wanted(self.wanted.clone())
+    }
+
+    /// The wire, to lend, if nobody holds or waits for it.
+    pub(crate) fn lend(&self) -> Option<LentWire> {
+        if self.wanted.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let guard = self.wire.clone().try_lock_owned().ok()?;
+        Some(LentWire {
+            guard,
+            wanted: self.wanted.clone(),
+        })
+    }
+}
+
+/// A writer waiting for the wire (see [`SharedWire::want`]).
+pub(crate) struct Wanted(Arc<AtomicUsize>);
+
+impl Drop for Wanted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The wire, held for a lease: dropping it (when the lease ends) unlocks the wire.
+pub(crate) struct LentWire {
+    guard: OwnedMutexGuard<Wire>,
+    wanted: Arc<AtomicUsize>,
+}
+
+impl std::ops::Deref for LentWire {
+    type Target = Wire;
+    fn deref(&self) -> &Wire {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for LentWire {
+    fn deref_mut(&mut self) -> &mut Wire {
+        &mut self.guard
+    }
+}
+
+impl LeaseOut for LentWire {
+    fn fd(&self) -> RawFd {
+        self.guard.fd()
+    }
+
+    fn keep_unsent(&mut self, rest: &[u8]) {
+        self.guard.stash(&[IoSlice::new(rest)]);
+    }
+
+    fn wanted(&self) -> bool {
+        self.wanted.load(Ordering::SeqCst) > 0
     }
 }
