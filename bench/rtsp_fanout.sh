@@ -71,7 +71,7 @@ stop() { # PID: stops one child we started and forgets it
     PIDS=("${keep[@]}")
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '$3 == "Z" { exit 1 } { print $14 + $15 }' "/proc/$1/stat"; } # fails once PID is gone
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 free_port() { $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -169,11 +169,13 @@ run_case() { # SERVER PID URL N TRANSPORT
     [ "$n" = 1 ] && ramp=0
     sleep 2 # let the previous run's sessions go
     [ "$server" = camgate ] && hub0=$(hub_counters)
-    c0=$(cpu_ticks "$pid")
+    # A server that dies during the run has no result: DIED=1 tells the caller.
+    DIED=0
+    c0=$(cpu_ticks "$pid" 2>/dev/null) || { DIED=1; return 0; }
     "$BIN/rtsp-load" --url "$url" --readers "$n" --transport "$transport" \
         --duration "$DURATION" --ramp-ms "$ramp" >"$RUN/load-$server-$transport-$n.json" \
         2>"$RUN/load-$server-$transport-$n.err" || true
-    c1=$(cpu_ticks "$pid")
+    c1=$(cpu_ticks "$pid" 2>/dev/null) || { DIED=1; return 0; }
     [ "$server" = camgate ] && hub1=$(hub_counters)
     $PY - "$server" "$transport" "$n" "$c0" "$c1" "$hub0" "$hub1" \
         "$RUN/load-$server-$transport-$n.json" >>"$RESULTS" <<'EOF'
@@ -241,9 +243,20 @@ LIMIT_URL=$(wait_url "$RUN/limit.out" "$LIMIT_PID")
 for n in $NS; do
     for transport in tcp udp; do
         run_case gstreamer "$REF_PID" "$REF_URL" "$n" "$transport"
+        if [ "$DIED" = 1 ]; then
+            # gst-rtsp-server sometimes aborts on its own assertion
+            # (gst_rtsp_media_get_rates) as a client plays the remade shared media.
+            log "the reference server died (see $RUN/gst-ref.err); restarting it and repeating gstreamer $transport N=$n"
+            start_gst gst-ref-again /ref
+            REF_URL=$GST_URL REF_PID=$GST_PID
+            run_case gstreamer "$REF_PID" "$REF_URL" "$n" "$transport"
+            [ "$DIED" = 0 ] || { log "the reference server died again; see $RUN/gst-ref-again.err"; exit 1; }
+        fi
         run_case camgate "$CAM_PID" "$CAM_URL" "$n" "$transport"
+        [ "$DIED" = 0 ] || { log "camgate died; see $RUN/camgate1.err"; exit 1; }
         if [ "$transport" = tcp ]; then
             run_case limit "$LIMIT_PID" "$LIMIT_URL" "$n" tcp
+            [ "$DIED" = 0 ] || { log "the limit server died; see $RUN/limit.err"; exit 1; }
         fi
     done
 done
