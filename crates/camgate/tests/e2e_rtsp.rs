@@ -480,21 +480,16 @@ async fn new_reader_of_a_warm_stream_gets_a_keyframe_at_once() {
 
 /// Reads interleaved frames from a playing TCP session for `secs`; returns the RTCP packet
 /// types seen on odd channels and the number of RTP packets on even ones.
-async fn read_interleaved(c: &mut RawRtsp, secs: u64) -> (Vec<u8>, usize) {
+/// Reads interleaved data for `secs`: the RTCP packet types, and the RTP packets as (channel,
+/// sequence number).
+async fn read_interleaved(c: &mut RawRtsp, secs: u64) -> (Vec<u8>, Vec<(u8, u16)>) {
     use tokio::io::AsyncReadExt;
-    let mut buf = Vec::new();
+    let mut buf = c.take_buffered();
     let mut rtcp = Vec::new();
-    let mut rtp = 0;
+    let mut rtp = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut chunk = vec![0u8; 65536];
-    while Instant::now() < deadline {
-        let n =
-            match tokio::time::timeout(Duration::from_millis(200), c.sock.read(&mut chunk)).await {
-                Ok(Ok(n)) if n > 0 => n,
-                Ok(_) => break,
-                Err(_) => continue,
-            };
-        buf.extend_from_slice(&chunk[..n]);
+    loop {
         while buf.len() >= 4 && buf[0] == b'$' {
             let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
             if buf.len() < 4 + len {
@@ -503,9 +498,18 @@ async fn read_interleaved(c: &mut RawRtsp, secs: u64) -> (Vec<u8>, usize) {
             if buf[1] % 2 == 1 {
                 rtcp.push(buf[5]);
             } else {
-                rtp += 1;
+                rtp.push((buf[1], u16::from_be_bytes([buf[6], buf[7]])));
             }
             buf.drain(..4 + len);
+        }
+        assert!(buf.is_empty() || buf[0] == b'$', "interleaved framing lost");
+        if Instant::now() >= deadline {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(200), c.sock.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => break,
+            Err(_) => {}
         }
     }
     (rtcp, rtp)
@@ -517,7 +521,7 @@ async fn tcp_readers_get_rtcp_sender_reports() {
     let mut c = RawRtsp::connect(s.running.rtsp.local_addr()).await;
     c.play_tcp(&s.url("demo")).await;
     let (rtcp, rtp) = read_interleaved(&mut c, 7).await;
-    assert!(rtp > 100, "only {rtp} RTP packets");
+    assert!(rtp.len() > 100, "only {} RTP packets", rtp.len());
     assert!(
         rtcp.contains(&200),
         "no sender report among RTCP types {rtcp:?}"
@@ -884,4 +888,36 @@ async fn keepalive_replies_reach_a_playing_tcp_reader_whole_between_its_packets(
         "only {} keep-alive replies",
         seen.replies
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sessions_on_one_connection_both_get_every_packet() {
+    // Video and audio as two sessions on one connection, each on its usual channels: both
+    // may lend the same socket to the stream, and neither may stall the other.
+    let s = start(&DEMO[..1], &[]).await;
+    let url = s.url("demo");
+    let mut c = RawRtsp::connect(s.running.rtsp.local_addr()).await;
+    for (track, ch) in [(0, 0), (1, 2)] {
+        let t = format!("Transport: RTP/AVP/TCP;unicast;interleaved={ch}-{}", ch + 1);
+        let r = c
+            .request("SETUP", &format!("{url}/trackID={track}"), &[t.as_str()])
+            .await;
+        assert_eq!(r.status, 200, "SETUP: {r:?}");
+        let session = r.header("Session").unwrap().split(';').next().unwrap();
+        let sh = format!("Session: {session}");
+        let r = c.request("PLAY", &url, &[sh.as_str()]).await;
+        assert_eq!(r.status, 200, "PLAY: {r:?}");
+    }
+    let (_, rtp) = read_interleaved(&mut c, 4).await;
+    for ch in [0, 2] {
+        let seqs: Vec<u16> = rtp.iter().filter(|p| p.0 == ch).map(|p| p.1).collect();
+        assert!(
+            seqs.len() > 50,
+            "only {} packets on channel {ch}",
+            seqs.len()
+        );
+        for w in seqs.windows(2) {
+            assert_eq!(w[1], w[0].wrapping_add(1), "gap on channel {ch}");
+        }
+    }
 }

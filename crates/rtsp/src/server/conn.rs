@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use media::hub::{HubError, ReaderHandle, Stream};
+use media::hub::{HubError, Stream};
 use media::rtp::interleaved::{MAX_SHARED_TRACKS, SharedRtp};
 use media::{Frame, TrackInfo};
 use rtsp_types::headers::{self, Transport, Transports};
@@ -37,8 +37,6 @@ struct Session {
     tracks: Arc<[TrackInfo]>,
     setup: HashMap<usize, (TrackTransport, u32)>,
     sender: Option<JoinHandle<()>>,
-    /// Takes the socket back from the stream, while the sender may have lent it.
-    lender: Option<ReaderHandle>,
     activity: Activity,
     server: Arc<RtspServer>,
 }
@@ -62,9 +60,6 @@ impl Session {
     }
 
     fn stop(&mut self) {
-        if let Some(l) = self.lender.take() {
-            l.recall();
-        }
         if let Some(h) = self.sender.take() {
             h.abort();
             self.server.counters.playing.fetch_sub(1, Ordering::Relaxed);
@@ -234,12 +229,6 @@ impl Connection {
     }
 
     async fn write_raw(&self, bytes: &[u8]) -> std::io::Result<()> {
-        // Senders that lent the socket to their stream give it up, and lend it again only
-        // after this write.
-        let _wanted = self.wr.want();
-        for l in self.sessions.values().filter_map(|s| s.lender.as_ref()) {
-            l.recall();
-        }
         let mut w = self.wr.lock().await;
         w.write_all(bytes, self.server.cfg.write_timeout).await
     }
@@ -450,7 +439,6 @@ impl Connection {
                         tracks: tracks.clone(),
                         setup: HashMap::new(),
                         sender: None,
-                        lender: None,
                         activity: Arc::new(now_ms().into()),
                         server: self.server.clone(),
                     },
@@ -699,7 +687,6 @@ impl Connection {
         let peer = self.peer;
         self.server.counters.playing.fetch_add(1, Ordering::Relaxed);
         info!(%peer, stream = %s.stream.name(), session = %id, udp, "play");
-        s.lender = Some(prepared.reader.handle());
         let ended = self.ended_tx.clone();
         s.sender = Some(tokio::spawn(async move {
             let _ended = SenderEnded {

@@ -223,7 +223,7 @@ async fn lend(
     let Some(lent) = lease_tracks(tracks) else {
         return Ok(false);
     };
-    let Some(mut out) = wire.lend() else {
+    let Some(mut out) = wire.lend(reader.handle()) else {
         return Ok(false);
     };
     out.flush(cfg.write_timeout).await?;

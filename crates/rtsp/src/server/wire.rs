@@ -6,11 +6,11 @@
 
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use media::hub::LeaseOut;
+use media::hub::{LeaseOut, ReaderHandle};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard, OwnedMutexGuard};
 
@@ -129,12 +129,15 @@ impl Wire {
 }
 
 /// A connection's wire as its writers share it: the connection task (replies), the sender
-/// tasks (frames, RTCP) and, through a lease, the stream a sender lent the socket to.
+/// tasks (frames, RTCP) and, through a lease, the stream a sender lent the socket to. Every
+/// writer but the lease takes the wire with [`SharedWire::lock`], which ends a loan first.
 #[derive(Clone)]
 pub(crate) struct SharedWire {
     wire: Arc<AsyncMutex<Wire>>,
     /// Writers (other than a lease) waiting for the wire.
     wanted: Arc<AtomicUsize>,
+    /// The reader whose stream holds the wire, or held it last, on lease.
+    lessee: Arc<Mutex<Option<ReaderHandle>>>,
 }
 
 impl SharedWire {
@@ -142,27 +145,29 @@ impl SharedWire {
         SharedWire {
             wire: Arc::new(AsyncMutex::new(Wire::new(half))),
             wanted: Arc::new(AtomicUsize::new(0)),
+            lessee: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// The wire, waiting for whoever holds it. A lease holds it until its lender takes it back.
+    /// The wire, once whoever holds it is done: a loan ends at once (and no new one starts
+    /// while this waits), another writer finishes its write.
     pub(crate) async fn lock(&self) -> MutexGuard<'_, Wire> {
+        self.wanted.fetch_add(1, Ordering::SeqCst);
+        let _wanted = Wanted(&self.wanted);
+        let lessee = self.lessee.lock().expect("wire lessee").clone();
+        if let Some(l) = lessee {
+            l.recall();
+        }
         self.wire.lock().await
     }
 
-    /// Says that a writer is about to wait for the wire: until the returned value is dropped,
-    /// no lease of it is taken.
-    pub(crate) fn want(&self) -> Wanted {
-        self.wanted.fetch_add(1, Ordering::SeqCst);
-        Wanted(self.wanted.clone())
-    }
-
-    /// The wire, to lend, if nobody holds or waits for it.
-    pub(crate) fn lend(&self) -> Option<LentWire> {
+    /// The wire, to lend for `reader`, if nobody holds or waits for it.
+    pub(crate) fn lend(&self, reader: ReaderHandle) -> Option<LentWire> {
         if self.wanted.load(Ordering::SeqCst) > 0 {
             return None;
         }
         let guard = self.wire.clone().try_lock_owned().ok()?;
+        *self.lessee.lock().expect("wire lessee") = Some(reader);
         Some(LentWire {
             guard,
             wanted: self.wanted.clone(),
@@ -170,10 +175,10 @@ impl SharedWire {
     }
 }
 
-/// A writer waiting for the wire (see [`SharedWire::want`]).
-pub(crate) struct Wanted(Arc<AtomicUsize>);
+/// A writer waiting for the wire: no loan starts meanwhile.
+struct Wanted<'a>(&'a AtomicUsize);
 
-impl Drop for Wanted {
+impl Drop for Wanted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
