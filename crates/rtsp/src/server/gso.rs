@@ -1,7 +1,9 @@
 //! UDP segmentation offload (Linux `UDP_SEGMENT`): one `sendmsg` carries a run of equal-size
 //! RTP packets to one reader, and the kernel splits it into datagrams. Falls back to one
-//! datagram per call where the kernel refuses it.
+//! datagram per call where the kernel refuses it. Either way a datagram is gathered from its
+//! pieces (per-reader header, shared payload) by the kernel, not copied together first.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -35,22 +37,18 @@ pub(crate) fn is_unsupported(e: &std::io::Error) -> bool {
     )
 }
 
-/// Sends `bytes` to `dest` as datagrams of `segment` bytes (the last may be shorter).
-#[cfg(target_os = "linux")]
+/// Sends the bytes of `iov` to `dest`: one datagram, or with `segment` datagrams of that many
+/// bytes (the last may be shorter).
 pub(crate) async fn send(
     sock: &UdpSocket,
     dest: SocketAddr,
-    bytes: &[u8],
-    segment: u16,
+    iov: &[IoSlice<'_>],
+    segment: Option<u16>,
 ) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let addr = socket2::SockAddr::from(dest);
     let fd = sock.as_raw_fd();
     sock.async_io(Interest::WRITABLE, || {
-        let mut iov = libc::iovec {
-            iov_base: bytes.as_ptr() as *mut libc::c_void,
-            iov_len: bytes.len(),
-        };
         // SAFETY: CMSG_SPACE only computes a size.
         let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
         let mut control = [0u64; 4];
@@ -59,17 +57,11 @@ pub(crate) async fn send(
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_name = addr.as_ptr() as *mut libc::c_void;
         msg.msg_namelen = addr.len();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = space as _;
-        // SAFETY: msg_control points at `control`, large enough for one u16 cmsg.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_UDP;
-            (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, segment);
+        // IoSlice is ABI-compatible with iovec on Unix; sendmsg only reads the buffers.
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = iov.len() as _;
+        if let Some(segment) = segment {
+            set_segment(&mut msg, &mut control, space, segment);
         }
         // SAFETY: a valid socket and a fully initialised msghdr.
         let n = unsafe { libc::sendmsg(fd, &msg, 0) };
@@ -82,13 +74,21 @@ pub(crate) async fn send(
     .await
 }
 
-/// Not Linux: never used (`available` is false).
-#[cfg(not(target_os = "linux"))]
-pub(crate) async fn send(
-    _sock: &UdpSocket,
-    _dest: SocketAddr,
-    _bytes: &[u8],
-    _segment: u16,
-) -> std::io::Result<()> {
-    Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+/// Adds the UDP_SEGMENT control message to `msg`, in `control`.
+#[cfg(target_os = "linux")]
+fn set_segment(msg: &mut libc::msghdr, control: &mut [u64; 4], space: usize, segment: u16) {
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space as _;
+    // SAFETY: msg_control points at `control`, large enough for one u16 cmsg.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(msg);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, segment);
+    }
 }
+
+/// Not Linux: segmentation offload is never used (`available` is false).
+#[cfg(not(target_os = "linux"))]
+fn set_segment(_msg: &mut libc::msghdr, _control: &mut [u64; 4], _space: usize, _segment: u16) {}

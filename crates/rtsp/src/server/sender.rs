@@ -348,6 +348,17 @@ enum Piece {
     Wire(bytes::Bytes),
 }
 
+/// One UDP datagram of a batch: its header bytes (range in `udp_heads`) and body
+/// (`held[held][chunk]`), sent without copying the body.
+struct UdpPacket {
+    dest: SocketAddr,
+    head: std::ops::Range<usize>,
+    held: usize,
+    chunk: usize,
+    /// Whole datagram length.
+    len: usize,
+}
+
 /// The packets of one batch of frames for one session: per-reader header bytes and references
 /// to the frames' shared packetizations.
 #[derive(Default)]
@@ -358,10 +369,10 @@ struct Batch {
     heads: Vec<u8>,
     /// TCP pieces, in order.
     tcp: Vec<Piece>,
-    /// UDP: whole datagrams, back to back.
-    dgrams: Vec<u8>,
-    /// UDP packets: destination and range in `dgrams`.
-    udp: Vec<(SocketAddr, std::ops::Range<usize>)>,
+    /// UDP: RTP header + payload header bytes, back to back.
+    udp_heads: Vec<u8>,
+    /// UDP packets, in order.
+    udp: Vec<UdpPacket>,
     packets: u64,
     bytes: u64,
 }
@@ -371,7 +382,7 @@ impl Batch {
         self.held.clear();
         self.heads.clear();
         self.tcp.clear();
-        self.dgrams.clear();
+        self.udp_heads.clear();
         self.udp.clear();
         self.packets = 0;
         self.bytes = 0;
@@ -428,11 +439,16 @@ impl Batch {
                     });
                 }
                 Output::Udp { rtp, .. } => {
-                    let start = self.dgrams.len();
-                    self.dgrams.extend_from_slice(&h);
-                    self.dgrams.extend_from_slice(&c.head);
-                    self.dgrams.extend_from_slice(&c.body);
-                    self.udp.push((*rtp, start..self.dgrams.len()));
+                    let start = self.udp_heads.len();
+                    self.udp_heads.extend_from_slice(&h);
+                    self.udp_heads.extend_from_slice(&c.head);
+                    self.udp.push(UdpPacket {
+                        dest: *rtp,
+                        head: start..self.udp_heads.len(),
+                        held,
+                        chunk: i,
+                        len: 12 + c.len(),
+                    });
                 }
             }
         }
@@ -458,39 +474,44 @@ async fn write_tcp(wire: &SharedWire, b: &Batch, cfg: &ServerConfig) -> std::io:
 }
 
 /// Sends the batch's datagrams, as few syscalls as the kernel allows (UDP segmentation
-/// offload for runs of equal-size packets to one destination).
+/// offload for runs of equal-size packets to one destination), each straight from the shared
+/// payloads.
 async fn send_udp(sock: &tokio::net::UdpSocket, b: &Batch) -> std::io::Result<()> {
+    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(2 * super::gso::MAX_SEGMENTS);
     let mut i = 0;
     while i < b.udp.len() {
-        let (dest, first) = &b.udp[i];
-        let seg = first.len();
+        let first = &b.udp[i];
+        let seg = first.len;
         // A run: same destination, same size; the last one may be shorter.
         let mut j = i + 1;
-        while j < b.udp.len()
-            && j - i < super::gso::MAX_SEGMENTS
-            && b.udp[j].0 == *dest
-            && b.udp[j - 1].1.len() == seg
-            && b.udp[j].1.len() <= seg
-            && b.udp[j].1.start == b.udp[j - 1].1.end
-            && (j - i + 1) * seg <= super::gso::MAX_BYTES
-        {
-            j += 1;
-        }
-        let bytes = &b.dgrams[first.start..b.udp[j - 1].1.end];
-        if j - i > 1 && super::gso::available() {
-            match super::gso::send(sock, *dest, bytes, seg as u16).await {
-                Ok(()) => {
-                    i = j;
-                    continue;
-                }
-                Err(e) if super::gso::is_unsupported(&e) => super::gso::disable(),
-                Err(e) => return Err(e),
+        if super::gso::available() {
+            while j < b.udp.len()
+                && j - i < super::gso::MAX_SEGMENTS
+                && b.udp[j].dest == first.dest
+                && b.udp[j - 1].len == seg
+                && b.udp[j].len <= seg
+                && (j - i + 1) * seg <= super::gso::MAX_BYTES
+            {
+                j += 1;
             }
         }
-        for (d, r) in &b.udp[i..j] {
-            sock.send_to(&b.dgrams[r.clone()], *d).await?;
+        iov.clear();
+        for p in &b.udp[i..j] {
+            iov.push(IoSlice::new(&b.udp_heads[p.head.clone()]));
+            let body = &b.held[p.held][p.chunk].body;
+            if !body.is_empty() {
+                iov.push(IoSlice::new(body));
+            }
         }
-        i = j;
+        let segment = (j - i > 1).then_some(seg as u16);
+        match super::gso::send(sock, first.dest, &iov, segment).await {
+            Ok(()) => i = j,
+            Err(e) if segment.is_some() && super::gso::is_unsupported(&e) => {
+                // Retried one datagram at a time.
+                super::gso::disable();
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
