@@ -480,9 +480,19 @@ async fn new_reader_of_a_warm_stream_gets_a_keyframe_at_once() {
 
 /// Reads interleaved frames from a playing TCP session for `secs`; returns the RTCP packet
 /// types seen on odd channels and the number of RTP packets on even ones.
-/// Reads interleaved data for `secs`: the RTCP packet types, and the RTP packets as (channel,
+/// One RTCP packet read: its channel, its type and, for a sender report, its packet count and
+/// the number of RTP packets read on the channel below before it.
+#[derive(Debug)]
+struct RtcpSeen {
+    channel: u8,
+    kind: u8,
+    sr_packets: Option<u32>,
+    rtp_before: usize,
+}
+
+/// Reads interleaved data for `secs`: the RTCP packets, and the RTP packets as (channel,
 /// sequence number).
-async fn read_interleaved(c: &mut RawRtsp, secs: u64) -> (Vec<u8>, Vec<(u8, u16)>) {
+async fn read_interleaved(c: &mut RawRtsp, secs: u64) -> (Vec<RtcpSeen>, Vec<(u8, u16)>) {
     use tokio::io::AsyncReadExt;
     let mut buf = c.take_buffered();
     let mut rtcp = Vec::new();
@@ -496,7 +506,17 @@ async fn read_interleaved(c: &mut RawRtsp, secs: u64) -> (Vec<u8>, Vec<(u8, u16)
                 break;
             }
             if buf[1] % 2 == 1 {
-                rtcp.push(buf[5]);
+                let p = &buf[4..4 + len];
+                rtcp.push(RtcpSeen {
+                    channel: buf[1],
+                    kind: p[1],
+                    sr_packets: (p[1] == 200 && p.len() >= 28)
+                        .then(|| u32::from_be_bytes([p[20], p[21], p[22], p[23]])),
+                    rtp_before: rtp
+                        .iter()
+                        .filter(|r: &&(u8, u16)| r.0 == buf[1] - 1)
+                        .count(),
+                });
             } else {
                 rtp.push((buf[1], u16::from_be_bytes([buf[6], buf[7]])));
             }
@@ -522,10 +542,20 @@ async fn tcp_readers_get_rtcp_sender_reports() {
     c.play_tcp(&s.url("demo")).await;
     let (rtcp, rtp) = read_interleaved(&mut c, 7).await;
     assert!(rtp.len() > 100, "only {} RTP packets", rtp.len());
+    let reports: Vec<&RtcpSeen> = rtcp.iter().filter(|r| r.kind == 200).collect();
     assert!(
-        rtcp.contains(&200),
-        "no sender report among RTCP types {rtcp:?}"
+        reports.iter().any(|r| r.channel == 1),
+        "no video sender report among {rtcp:?}"
     );
+    // Each report counts exactly the packets this reader got on its track before it.
+    for r in reports {
+        assert_eq!(
+            r.sr_packets,
+            Some(r.rtp_before as u32),
+            "sender report on channel {}",
+            r.channel
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -498,6 +498,7 @@ fn lend_video(
             channel: 0,
             pt: 96,
             ssrc,
+            clock_rate: 90_000,
             sent: media::rtp::interleaved::Sent {
                 next_seq,
                 ..Default::default()
@@ -606,6 +607,7 @@ async fn a_lease_goes_back_on_recall_on_close_and_is_refused_while_wanted() {
         channel: 0,
         pt: 96,
         ssrc: stream.shared_rtp(|| unreachable!()).ssrc(0),
+        clock_rate: 90_000,
         sent: Default::default(),
     };
     while reader.try_recv().is_some() {}

@@ -6,11 +6,13 @@
 //! unusual: a send the socket takes only in part, an error, a frame without matching packets.
 //! The owner takes it back itself before it writes anything else to the socket.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::Frame;
 use crate::rtp::interleaved::{Sent, WireFrame};
+use crate::rtp::rtcp::{ntp_timestamp, sender_report};
 
 /// Most tracks of one reader a lease carries (a reader with more is not lent).
 pub const LEASE_TRACKS: usize = 2;
@@ -36,6 +38,8 @@ pub struct LentTrack {
     pub channel: u8,
     pub pt: u8,
     pub ssrc: u32,
+    /// RTP clock rate of the track (for the RTP time of sender reports).
+    pub clock_rate: u32,
     /// What the reader was sent on this track, before and during the loan.
     pub sent: Sent,
 }
@@ -43,6 +47,20 @@ pub struct LentTrack {
 impl LentTrack {
     fn takes(&self, w: &WireFrame) -> bool {
         w.channel == self.channel && w.pt == self.pt && w.ssrc == self.ssrc
+    }
+
+    /// An RTCP sender report for what was sent so far, framed on the RTCP channel; the last
+    /// frame sent was received at `received`.
+    fn report(&self, received: Instant) -> Option<[u8; 32]> {
+        let (rtp, _) = self.sent.last?;
+        let elapsed = received.elapsed().as_secs_f64();
+        let rtp_now = rtp.wrapping_add((elapsed * f64::from(self.clock_rate)) as u32);
+        let ntp = ntp_timestamp(SystemTime::now());
+        let sr = sender_report(self.ssrc, ntp, rtp_now, self.sent.packets, self.sent.octets);
+        let mut out = [0u8; 32];
+        out[..4].copy_from_slice(&[b'$', self.channel + 1, 0, sr.len() as u8]);
+        out[4..].copy_from_slice(sr.get(..28)?);
+        Some(out)
     }
 }
 
@@ -52,6 +70,9 @@ pub struct Lease {
     pub tracks: [Option<LentTrack>; LEASE_TRACKS],
     /// Why the stream gave the lease back, when a send failed.
     pub error: Option<io::Error>,
+    /// RTCP sender reports: how often, and when each track's next one is due (it goes with
+    /// the track's first frame at or after that).
+    reports: Option<(Duration, [Instant; LEASE_TRACKS])>,
     out: Option<Box<dyn LeaseOut>>,
     fd: RawFd,
 }
@@ -61,6 +82,7 @@ impl std::fmt::Debug for Lease {
         f.debug_struct("Lease")
             .field("tracks", &self.tracks)
             .field("error", &self.error)
+            .field("reports", &self.reports)
             .field("lent", &self.out.is_some())
             .finish()
     }
@@ -87,7 +109,25 @@ impl Lease {
             out: Some(out),
             tracks,
             error: None,
+            reports: None,
         }
+    }
+
+    /// Has the stream send the reader's RTCP sender reports too, every `every`, the next one
+    /// with the first frame at or after `next`.
+    pub fn with_reports(mut self, every: Duration, next: Instant) -> Lease {
+        self.reports = Some((every, [next; LEASE_TRACKS]));
+        self
+    }
+
+    /// When the next sender report (of any track) is due, if the lease sends them.
+    pub fn next_report(&self) -> Option<Instant> {
+        let (_, due) = self.reports.as_ref()?;
+        due.iter()
+            .zip(&self.tracks)
+            .filter(|(_, t)| t.is_some())
+            .map(|(d, _)| *d)
+            .min()
     }
 
     /// Whether the socket is still lent (and not yet given back to its owner).
@@ -106,12 +146,11 @@ impl Lease {
 
     /// Writes `frame` if it is for this reader.
     pub(crate) fn offer(&mut self, frame: &Frame) -> Offered {
-        let Some(t) = self
-            .tracks
-            .iter_mut()
-            .flatten()
-            .find(|t| t.track == frame.track)
-        else {
+        let Some((slot, t)) = self.tracks.iter_mut().enumerate().find_map(|(i, t)| {
+            t.as_mut()
+                .filter(|t| t.track == frame.track)
+                .map(|t| (i, t))
+        }) else {
             return Offered::Done;
         };
         let Some(w) = frame.wire().filter(|w| t.takes(w)) else {
@@ -121,43 +160,84 @@ impl Lease {
             return Offered::BackAndQueue;
         };
         t.sent.add_wire(w, frame.received);
-        let bytes = &w.bytes[..];
-        let mut at = 0;
-        while at < bytes.len() {
-            match send(self.fd, &bytes[at..]) {
-                Ok(0) => {
-                    self.error = Some(io::ErrorKind::WriteZero.into());
-                    return Offered::Back;
-                }
-                Ok(n) => at += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.error = Some(e);
-                    return Offered::Back;
-                }
+        let report = match &mut self.reports {
+            Some((every, due)) if frame.received >= due[slot] => {
+                due[slot] = frame.received + *every;
+                t.report(frame.received)
             }
+            _ => None,
+        };
+        let parts: &[&[u8]] = match &report {
+            Some(r) => &[&w.bytes[..], &r[..]],
+            None => &[&w.bytes[..]],
+        };
+        let (mut sent, error) = send_all(self.fd, parts);
+        if let Some(e) = error {
+            self.error = Some(e);
+            return Offered::Back;
         }
-        if at == bytes.len() {
-            return Offered::Done;
+        let mut complete = true;
+        for part in parts {
+            if sent < part.len() {
+                out.keep_unsent(&part[sent..]);
+                complete = false;
+            }
+            sent = sent.saturating_sub(part.len());
         }
-        out.keep_unsent(&bytes[at..]);
-        Offered::Back
+        if complete {
+            Offered::Done
+        } else {
+            Offered::Back
+        }
     }
 }
 
-/// One non-blocking `send` (no SIGPIPE: a closed peer is an `EPIPE` error).
-fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+/// Sends `parts` back to back with non-blocking sends (no SIGPIPE: a closed peer is an
+/// `EPIPE` error) until they are out or the socket is full. Returns how many bytes went.
+fn send_all(fd: RawFd, parts: &[&[u8]]) -> (usize, Option<io::Error>) {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut iov = [IoSlice::new(&[]); 2];
+    for (slot, part) in iov.iter_mut().zip(parts) {
+        *slot = IoSlice::new(part);
+    }
+    let mut rest = &mut iov[..parts.len().min(2)];
+    let mut sent = 0;
+    while sent < total {
+        match send(fd, rest) {
+            Ok(0) => return (sent, Some(io::ErrorKind::WriteZero.into())),
+            Ok(n) => {
+                sent += n;
+                IoSlice::advance_slices(&mut rest, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return (sent, Some(e)),
+        }
+    }
+    (sent, None)
+}
+
+/// One non-blocking `send` of `iov` (`sendmsg` for more than one buffer; no SIGPIPE).
+fn send(fd: RawFd, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    if let [one] = iov {
+        // SAFETY: `fd` is the socket of the lease's `LeaseOut`, which keeps it open while the
+        // lease holds it; `one` is valid for its length.
+        let n = unsafe { libc::send(fd, one.as_ptr().cast(), one.len(), flags) };
+        return if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        };
+    }
+    // SAFETY: msghdr is plain data; IoSlice is ABI-compatible with iovec on Unix and the
+    // buffers outlive the call, which only reads them.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
     // SAFETY: `fd` is the socket of the lease's `LeaseOut`, which keeps it open while the
-    // lease holds it; `buf` is valid for `buf.len()` bytes.
-    let n = unsafe {
-        libc::send(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
+    // lease holds it; `msg` is fully initialised.
+    let n = unsafe { libc::sendmsg(fd, &msg, flags) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -233,12 +233,6 @@ impl Reader {
         self.shared.take_returned()
     }
 
-    /// The lease, taken back from the stream (or as the stream gave it back).
-    pub fn take_lease(&self) -> Option<Lease> {
-        self.stream.recall(self.shared.id);
-        self.shared.take_returned()
-    }
-
     /// A handle that can take the socket back from the stream.
     pub fn handle(&self) -> ReaderHandle {
         ReaderHandle {

@@ -8,7 +8,7 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use media::hub::{Closed, LEASE_TRACKS, Lease, LentTrack, Reader};
 use media::rtp::interleaved::{Sent, WireFrame};
@@ -154,14 +154,6 @@ const MAX_IOV: usize = 1000;
 /// Frames gathered into one write when more are already queued.
 const MAX_BATCH: usize = 64;
 
-fn ntp_now() -> u64 {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs() + 2_208_988_800;
-    (secs << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
-}
-
 /// The lease of a session whose every track takes the stream-wide packets, if it can have
 /// one: its tracks as the stream is to write them.
 fn lease_tracks(tracks: &[Option<SenderTrack>]) -> Option<[Option<LentTrack>; LEASE_TRACKS]> {
@@ -177,6 +169,7 @@ fn lease_tracks(tracks: &[Option<SenderTrack>]) -> Option<[Option<LentTrack>; LE
             channel: *channel,
             pt: t.pt,
             ssrc: t.ssrc,
+            clock_rate: t.info.clock_rate(),
             sent: t.sent,
         });
         n += 1;
@@ -184,13 +177,17 @@ fn lease_tracks(tracks: &[Option<SenderTrack>]) -> Option<[Option<LentTrack>; LE
     (n > 0).then_some(out)
 }
 
-/// Takes back the RTP state of a lease that ended, counts what the stream sent through it,
-/// and fails with the error that ended it, if any.
+/// Takes back the RTP state of a lease that ended (and when the next sender report is due),
+/// counts what the stream sent through it, and fails with the error that ended it, if any.
 fn settle(
     tracks: &mut [Option<SenderTrack>],
+    next_report: &mut Instant,
     lease: Lease,
     counters: &ServerCounters,
 ) -> std::io::Result<()> {
+    if let Some(next) = lease.next_report() {
+        *next_report = next;
+    }
     for lt in lease.tracks.iter().flatten() {
         let Some(t) = tracks.get_mut(lt.track).and_then(|t| t.as_mut()) else {
             continue;
@@ -213,11 +210,13 @@ fn settle(
 }
 
 /// Lends the session's socket to the stream if nothing is waiting to be written: the pending
-/// bytes of an earlier write are sent first. Returns whether the stream took the lease.
+/// bytes of an earlier write are sent first. The stream then also sends the sender reports,
+/// the next one at `next_report`. Returns whether the stream took the lease.
 async fn lend(
     reader: &Reader,
     wire: &SharedWire,
     tracks: &[Option<SenderTrack>],
+    next_report: Instant,
     cfg: &ServerConfig,
 ) -> std::io::Result<bool> {
     let Some(lent) = lease_tracks(tracks) else {
@@ -227,7 +226,8 @@ async fn lend(
         return Ok(false);
     };
     out.flush(cfg.write_timeout).await?;
-    Ok(reader.lend(Lease::new(Box::new(out), lent)))
+    let lease = Lease::new(Box::new(out), lent).with_reports(cfg.rtcp_interval, next_report);
+    Ok(reader.lend(lease))
 }
 
 /// Runs until the reader ends or a write fails.
@@ -245,14 +245,13 @@ pub(crate) async fn run_sender(
     } = prepared;
     let mut first = Some(first);
     let mut lent = false;
-    let mut sr = tokio::time::interval(cfg.rtcp_interval);
-    sr.tick().await;
+    let mut next_report = Instant::now() + cfg.rtcp_interval;
     let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(MAX_BATCH);
     let mut out = Batch::default();
     loop {
         if lent && let Some(lease) = reader.take_returned() {
             lent = false;
-            settle(&mut tracks, lease, counters)?;
+            settle(&mut tracks, &mut next_report, lease, counters)?;
         }
         if !lent {
             // Write what is queued until nothing is, then lend the socket to the stream.
@@ -289,15 +288,13 @@ pub(crate) async fn run_sender(
                     return Ok(());
                 }
             }
-            lent = lend(&reader, &wire, &tracks, cfg).await?;
+            lent = lend(&reader, &wire, &tracks, next_report, cfg).await?;
         }
+        // While the socket is lent, the stream sends the reports too.
         tokio::select! {
             _ = reader.wait() => {}
-            _ = sr.tick() => {
-                if lent && let Some(lease) = reader.take_lease() {
-                    lent = false;
-                    settle(&mut tracks, lease, counters)?;
-                }
+            _ = tokio::time::sleep_until(next_report.into()), if !lent => {
+                next_report += cfg.rtcp_interval;
                 send_reports(&reports(&mut tracks), &wire, udp.as_deref(), cfg).await?;
             }
         }
@@ -524,7 +521,7 @@ struct Report {
 
 /// Sender reports for the tracks that have sent something.
 fn reports(tracks: &mut [Option<SenderTrack>]) -> Vec<Report> {
-    let ntp = ntp_now();
+    let ntp = media::rtp::rtcp::ntp_timestamp(SystemTime::now());
     let now = Instant::now();
     let mut out = Vec::new();
     for t in tracks.iter_mut().flatten() {
