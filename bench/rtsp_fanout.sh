@@ -152,6 +152,9 @@ wait_warm() { # COUNT: waits until COUNT streams are streaming with a full GOP c
 d = json.load(sys.stdin)
 print(sum(1 for s in d.values() if s["state"] == "streaming" and s["gop_frames"] >= 25))' || echo 0)
         [ "$n" -ge "$1" ] && return
+        # gst-rtsp-server can abort on its own assertion (see run_case's caller).
+        kill -0 "$SRC_PID" 2>/dev/null ||
+            { log "the upstream source server died; see $RUN/gst-src.err (run again)"; exit 1; }
         sleep 0.1
     done
     log "camgate streams not warm after 30 s"
@@ -219,7 +222,7 @@ log "starting servers"
 start_gst gst-ref /ref
 REF_URL=$GST_URL REF_PID=$GST_PID
 start_gst gst-src /src
-SRC_URL=$GST_URL
+SRC_URL=$GST_URL SRC_PID=$GST_PID
 CG_RTSP=127.0.0.1:$(free_port)
 CG_HTTP=127.0.0.1:$(free_port)
 camgate_config "$RUN/camgate1.toml" "$SRC_URL" 1
