@@ -8,11 +8,10 @@
 
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::Frame;
-use crate::rtp::interleaved::{Sent, WireFrame};
-use crate::rtp::rtcp::{ntp_timestamp, sender_report};
+use crate::rtp::interleaved::{Sent, WireFrame, framing};
 
 /// Most tracks of one reader a lease carries (a reader with more is not lent).
 pub const LEASE_TRACKS: usize = 2;
@@ -49,16 +48,11 @@ impl LentTrack {
         w.channel == self.channel && w.pt == self.pt && w.ssrc == self.ssrc
     }
 
-    /// An RTCP sender report for what was sent so far, framed on the RTCP channel; the last
-    /// frame sent was received at `received`.
-    fn report(&self, received: Instant) -> Option<[u8; 32]> {
-        let (rtp, _) = self.sent.last?;
-        let elapsed = received.elapsed().as_secs_f64();
-        let rtp_now = rtp.wrapping_add((elapsed * f64::from(self.clock_rate)) as u32);
-        let ntp = ntp_timestamp(SystemTime::now());
-        let sr = sender_report(self.ssrc, ntp, rtp_now, self.sent.packets, self.sent.octets);
+    /// An RTCP sender report for what was sent so far, framed on the RTCP channel.
+    fn report(&self) -> Option<[u8; 32]> {
+        let sr = self.sent.sender_report(self.ssrc, self.clock_rate)?;
         let mut out = [0u8; 32];
-        out[..4].copy_from_slice(&[b'$', self.channel + 1, 0, sr.len() as u8]);
+        out[..4].copy_from_slice(&framing(self.channel + 1, sr.len()));
         out[4..].copy_from_slice(sr.get(..28)?);
         Some(out)
     }
@@ -163,7 +157,7 @@ impl Lease {
         let report = match &mut self.reports {
             Some((every, due)) if frame.received >= due[slot] => {
                 due[slot] = frame.received + *every;
-                t.report(frame.received)
+                t.report()
             }
             _ => None,
         };

@@ -53,7 +53,30 @@ pub struct Sent {
     pub last: Option<(u32, Instant)>,
 }
 
+/// The 4 bytes before a packet of `len` bytes on interleaved channel `channel`.
+pub fn framing(channel: u8, len: usize) -> [u8; 4] {
+    let [hi, lo] = (len as u16).to_be_bytes();
+    [b'$', channel, hi, lo]
+}
+
 impl Sent {
+    /// An RTCP sender report of what was sent on a track with SSRC `ssrc` and RTP clock
+    /// `clock_rate` (`None` before its first frame): the RTP time is the last frame's, moved on
+    /// by the time since that frame was received.
+    pub fn sender_report(&self, ssrc: u32, clock_rate: u32) -> Option<Bytes> {
+        let (rtp, at) = self.last?;
+        let elapsed = at.elapsed().as_secs_f64();
+        let rtp_now = rtp.wrapping_add((elapsed * f64::from(clock_rate)) as u32);
+        let ntp = super::rtcp::ntp_timestamp(std::time::SystemTime::now());
+        Some(super::rtcp::sender_report(
+            ssrc,
+            ntp,
+            rtp_now,
+            self.packets,
+            self.octets,
+        ))
+    }
+
     /// Counts a frame's stream-wide packets as sent; the frame was received at `received`.
     pub fn add_wire(&mut self, w: &WireFrame, received: Instant) {
         self.last = Some((w.rtp_ts, received));
@@ -182,9 +205,7 @@ fn build(clock: &mut TrackClock, chunks: &[RtpChunk], frame: &Frame, pt: u8) -> 
     let mut octets = 0u32;
     for c in chunks {
         let len = 12 + c.len();
-        out.put_u8(b'$');
-        out.put_u8(channel);
-        out.put_u16(len as u16);
+        out.put_slice(&framing(channel, len));
         out.put_u8(0x80);
         out.put_u8((u8::from(c.marker) << 7) | (pt & 0x7f));
         out.put_u16(clock.next_seq);

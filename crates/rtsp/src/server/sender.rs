@@ -8,10 +8,10 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use media::hub::{Closed, LEASE_TRACKS, Lease, LentTrack, Reader};
-use media::rtp::interleaved::{Sent, WireFrame};
+use media::rtp::interleaved::{Sent, WireFrame, framing};
 use media::rtp::{RtpChunk, packetize};
 use media::{Frame, TrackInfo};
 use tracing::warn;
@@ -295,7 +295,7 @@ pub(crate) async fn run_sender(
             _ = reader.wait() => {}
             _ = tokio::time::sleep_until(next_report.into()), if !lent => {
                 next_report += cfg.rtcp_interval;
-                send_reports(&reports(&mut tracks), &wire, udp.as_deref(), cfg).await?;
+                send_reports(&reports(&tracks), &wire, udp.as_deref(), cfg).await?;
             }
         }
     }
@@ -520,24 +520,17 @@ struct Report {
 }
 
 /// Sender reports for the tracks that have sent something.
-fn reports(tracks: &mut [Option<SenderTrack>]) -> Vec<Report> {
-    let ntp = media::rtp::rtcp::ntp_timestamp(SystemTime::now());
-    let now = Instant::now();
-    let mut out = Vec::new();
-    for t in tracks.iter_mut().flatten() {
-        let Some((rtp, at)) = t.sent.last else {
-            continue;
-        };
-        let elapsed = now.saturating_duration_since(at).as_secs_f64();
-        let rtp_now = rtp.wrapping_add((elapsed * f64::from(t.info.clock_rate())) as u32);
-        let sr =
-            media::rtp::rtcp::sender_report(t.ssrc, ntp, rtp_now, t.sent.packets, t.sent.octets);
-        out.push(Report {
-            out: t.out.clone(),
-            bytes: sr,
-        });
-    }
-    out
+fn reports(tracks: &[Option<SenderTrack>]) -> Vec<Report> {
+    tracks
+        .iter()
+        .flatten()
+        .filter_map(|t| {
+            Some(Report {
+                out: t.out.clone(),
+                bytes: t.sent.sender_report(t.ssrc, t.info.clock_rate())?,
+            })
+        })
+        .collect()
 }
 
 async fn send_reports(
@@ -549,9 +542,7 @@ async fn send_reports(
     for r in reports {
         match &r.out {
             Output::Tcp { channel } => {
-                let mut buf = Vec::with_capacity(4 + r.bytes.len());
-                buf.extend_from_slice(&[b'$', channel + 1]);
-                buf.extend_from_slice(&(r.bytes.len() as u16).to_be_bytes());
+                let mut buf = framing(channel + 1, r.bytes.len()).to_vec();
                 buf.extend_from_slice(&r.bytes);
                 wire.lock().await.write_all(&buf, cfg.write_timeout).await?;
             }
