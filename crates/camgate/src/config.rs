@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -38,6 +39,28 @@ pub struct ServerSection {
     pub session_timeout_s: u64,
     /// Also offer Basic in RTSP challenges (Digest is always offered).
     pub offer_basic_auth: bool,
+    /// Open client connections at most, RTSP and HTTP together (lowered to what the file
+    /// descriptor limit allows).
+    pub max_connections: usize,
+    /// Open client connections at most from one address (an IPv6 client counts as its /64).
+    pub max_connections_per_address: usize,
+    /// A request must arrive in full within this once it has begun (an idle HTTP keep-alive
+    /// connection is closed after it too).
+    pub header_timeout_s: f64,
+    /// An RTSP connection that has not authenticated is closed after this long without a
+    /// request.
+    pub auth_timeout_s: f64,
+    /// An authenticated RTSP connection that plays nothing is closed after this long without
+    /// a request.
+    pub connection_idle_timeout_s: f64,
+    /// RTSP sessions one connection may hold.
+    pub max_sessions_per_connection: usize,
+    /// Failed logins one address may make before each further one makes it wait.
+    pub login_failures_before_backoff: u32,
+    /// The longest wait of the login back-off (the first is 1 s, doubling).
+    pub login_backoff_max_s: f64,
+    /// How long shutdown (SIGTERM, SIGINT) may take before camgate exits anyway.
+    pub shutdown_timeout_s: f64,
 }
 
 impl Default for ServerSection {
@@ -49,6 +72,70 @@ impl Default for ServerSection {
             udp: true,
             session_timeout_s: 60,
             offer_basic_auth: false,
+            max_connections: 1024,
+            max_connections_per_address: 128,
+            header_timeout_s: 10.0,
+            auth_timeout_s: 15.0,
+            connection_idle_timeout_s: 60.0,
+            max_sessions_per_connection: 16,
+            login_failures_before_backoff: 5,
+            login_backoff_max_s: 60.0,
+            shutdown_timeout_s: 5.0,
+        }
+    }
+}
+
+impl ServerSection {
+    /// Checks the values' ranges; the offending key and what is wrong.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        for (key, v) in [
+            ("header_timeout_s", self.header_timeout_s),
+            ("auth_timeout_s", self.auth_timeout_s),
+            ("connection_idle_timeout_s", self.connection_idle_timeout_s),
+            ("login_backoff_max_s", self.login_backoff_max_s),
+            ("shutdown_timeout_s", self.shutdown_timeout_s),
+        ] {
+            if !(0.1..=86_400.0).contains(&v) {
+                return Err((
+                    key,
+                    format!("{key} = {v} is out of range (0.1 to 86400 seconds)"),
+                ));
+            }
+        }
+        for (key, v) in [
+            ("max_connections", self.max_connections),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address,
+            ),
+            (
+                "max_sessions_per_connection",
+                self.max_sessions_per_connection,
+            ),
+        ] {
+            if !(1..=1_000_000).contains(&v) {
+                return Err((key, format!("{key} = {v} is out of range (1 to 1000000)")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection timeouts and caps for the RTSP server.
+    pub fn connection_policy(&self) -> rtsp::server::ConnectionPolicy {
+        rtsp::server::ConnectionPolicy {
+            header_timeout: Duration::from_secs_f64(self.header_timeout_s),
+            auth_timeout: Duration::from_secs_f64(self.auth_timeout_s),
+            idle_timeout: Duration::from_secs_f64(self.connection_idle_timeout_s),
+            max_sessions: self.max_sessions_per_connection,
+        }
+    }
+
+    /// The login back-off for both servers.
+    pub fn login_backoff(&self) -> rtsp::server::LoginBackoff {
+        rtsp::server::LoginBackoff {
+            free_failures: self.login_failures_before_backoff,
+            max_wait: Duration::from_secs_f64(self.login_backoff_max_s),
+            ..rtsp::server::LoginBackoff::default()
         }
     }
 }
@@ -132,6 +219,13 @@ impl Config {
                 message: e.message().trim().to_string(),
             }
         })?;
+        if let Err((key, message)) = cfg.server.check() {
+            return Err(ConfigError {
+                file: file.into(),
+                line: section_key_line(text, "server", key),
+                message,
+            });
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, cam) in cfg.camera.iter().enumerate() {
             let err = |key: &str, message: String| ConfigError {
@@ -182,6 +276,26 @@ pub fn line_of(text: &str, pos: usize) -> usize {
         .filter(|&b| b == b'\n')
         .count()
         + 1
+}
+
+/// The line of `key = ...` inside the `[section]` table, if found.
+pub fn section_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let header = format!("[{section}]");
+    let mut inside = false;
+    for (lineno, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t.starts_with(&header);
+            continue;
+        }
+        if inside
+            && t.split_once('=')
+                .is_some_and(|(k, _)| k.trim().trim_matches('"') == key)
+        {
+            return Some(lineno + 1);
+        }
+    }
+    None
 }
 
 /// The line of `key = ...` inside the `index`-th `[[camera]]` table, if found.
@@ -285,6 +399,27 @@ transport = "udp"
         )
         .unwrap_err();
         assert_eq!(e.line, Some(5), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_are_read_and_checked() {
+        let cfg = Config::parse(
+            "[server]\nmax_connections = 50\nheader_timeout_s = 2.5\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(cfg.server.max_connections, 50);
+        assert_eq!(
+            cfg.server.connection_policy().header_timeout,
+            Duration::from_millis(2500)
+        );
+        let e = Config::parse(
+            "[server]\nrtp_port = 8000\nmax_connections_per_address = 0\n",
+            "c.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("max_connections_per_address"), "{e}");
     }
 
     #[test]

@@ -147,8 +147,9 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     println!("  MJPEG:    http://{http}/api/stream.mjpeg?src=demo");
     println!("  metrics:  http://{http}/metrics");
     println!("Try: ffplay rtsp://{rtsp}/demo   (Ctrl-C to stop)");
+    crate::signals::survive_hangup();
     crate::simcmd::wait(args.duration.map(Duration::from_secs_f64)).await;
-    drop(running);
+    running.shutdown().await;
     drop(cams);
     drop(dhip_sim);
     Ok(())

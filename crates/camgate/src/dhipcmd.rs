@@ -672,7 +672,7 @@ async fn command(a: &DhipArgs, c: &Client) -> Result<(), String> {
             loop {
                 let item = tokio::select! {
                     i = events.next() => i,
-                    _ = tokio::signal::ctrl_c() => break,
+                    _ = crate::signals::stop() => break,
                 };
                 match item {
                     Some(EventItem::Event(ev)) => {

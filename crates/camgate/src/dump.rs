@@ -118,7 +118,8 @@ pub async fn run(args: DumpArgs) -> Result<(), DumpError> {
     let source = RtspSource::new(&args.url, options)?;
     eprintln!("dump: connecting to {}", source.url());
 
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    // SIGINT (Ctrl-C) or SIGTERM: stop and leave a playable file.
+    let mut ctrl_c = std::pin::pin!(crate::signals::stop());
     let mut session = tokio::select! {
         r = source.open() => r?,
         _ = &mut ctrl_c => return Err(DumpError::Interrupted),

@@ -89,7 +89,12 @@ async fn serve(config: PathBuf, check: bool) -> Result<(), String> {
         println!("rtsp://{rtsp}/{}", cam.name);
     }
     println!("HTTP API: http://{}/api/streams", running.http_addr);
-    let _ = tokio::signal::ctrl_c().await;
+    camgate::signals::survive_hangup();
+    let signal = camgate::signals::stop().await;
+    tracing::info!("{signal}: shutting down");
+    if running.shutdown().await {
+        tracing::info!("shut down cleanly");
+    }
     Ok(())
 }
 

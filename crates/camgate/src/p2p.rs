@@ -316,6 +316,6 @@ pub async fn run_tunnel(a: TunnelArgs) -> Result<(), String> {
     );
     tokio::select! {
         r = tunnel.run() => r.map_err(|e| format!("tunnel on {addr}: {e}")),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = crate::signals::stop() => Ok(()),
     }
 }

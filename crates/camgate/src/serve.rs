@@ -1,10 +1,12 @@
 //! `camgate serve`: builds the Hub from the configuration and runs the RTSP and HTTP servers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use media::hub::Hub;
-use rtsp::server::{RtspServer, ServerConfig, User};
-use tracing::info;
+use rtsp::server::{ConnectionLimits, Gate, RtspServer, ServerConfig, User};
+use tokio::sync::watch;
+use tracing::{info, warn};
 
 use crate::config::{Config, camera_key_line};
 use crate::sources::{make_camera, stream_options};
@@ -17,15 +19,60 @@ pub struct Running {
     pub rtsp: Arc<RtspServer>,
     /// The HTTP API address.
     pub http_addr: std::net::SocketAddr,
+    /// The limits both servers admit connections under.
+    pub gate: Arc<Gate>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    http_task: Option<tokio::task::JoinHandle<()>>,
+    stop_http: watch::Sender<bool>,
+    shutdown_timeout: Duration,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.iter().chain(&self.http_task) {
             t.abort();
         }
         self.hub.close();
+    }
+}
+
+impl Running {
+    /// Shuts down gracefully within the configured `shutdown_timeout_s`: both servers stop
+    /// accepting; every RTSP reader's session ends after the frame being written and its
+    /// connection closes with a FIN; HTTP requests in progress are answered (a streaming
+    /// response is cut after a grace period); then every camera session is ended politely
+    /// (RTSP `TEARDOWN`). True when all of it finished in time.
+    pub async fn shutdown(mut self) -> bool {
+        let within = self.shutdown_timeout;
+        let deadline = tokio::time::Instant::now() + within;
+        self.stop_http.send_replace(true);
+        let http = self.http_task.take();
+        let rtsp = self.rtsp.clone();
+        let hub = self.hub.clone();
+        let (readers_and_cameras, http_done) = tokio::join!(
+            async move {
+                let readers = rtsp.shutdown(within).await;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let cameras = hub.shutdown(left).await;
+                if !readers {
+                    warn!("some RTSP connections were still open at the shutdown deadline");
+                }
+                if !cameras {
+                    warn!("some cameras were still being stopped at the shutdown deadline");
+                }
+                readers && cameras
+            },
+            async move {
+                match http {
+                    Some(t) => tokio::time::timeout_at(deadline, t).await.is_ok(),
+                    None => true,
+                }
+            }
+        );
+        if !http_done {
+            warn!("some HTTP connections were still open at the shutdown deadline");
+        }
+        readers_and_cameras && http_done
     }
 }
 
@@ -47,6 +94,41 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
         }
         sources.push(src);
     }
+    let s = &cfg.server;
+    let fd = match crate::fdlimit::raise() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            warn!("cannot read the open-file limit: {e}");
+            None
+        }
+    };
+    let max_connections = match fd {
+        Some(l) => {
+            let cap = crate::fdlimit::connection_cap(s.max_connections, l, cfg.camera.len());
+            info!(
+                soft = l.soft,
+                hard = l.hard,
+                "open-file limit {}; client connections at most {cap} ({} per address)",
+                l.soft,
+                s.max_connections_per_address.min(cap)
+            );
+            if cap < s.max_connections {
+                warn!(
+                    "max_connections = {} lowered to {cap} to fit under the open-file limit of {} (raise it with `ulimit -n` or LimitNOFILE=)",
+                    s.max_connections, l.soft
+                );
+            }
+            cap
+        }
+        None => s.max_connections,
+    };
+    let gate = Gate::new(
+        ConnectionLimits {
+            max_connections,
+            max_connections_per_address: s.max_connections_per_address,
+        },
+        s.login_backoff(),
+    );
     let hub = Hub::new();
     for (cam, src) in cfg.camera.iter().zip(sources) {
         hub.add_stream(&cam.name, src, stream_options(cam));
@@ -59,7 +141,6 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
             password: u.password.clone(),
         })
         .collect();
-    let s = &cfg.server;
     let rtsp = RtspServer::bind(
         hub.clone(),
         ServerConfig {
@@ -68,6 +149,8 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
             session_timeout: std::time::Duration::from_secs(s.session_timeout_s.max(5)),
             users: users.clone(),
             offer_basic: s.offer_basic_auth,
+            policy: s.connection_policy(),
+            gate: gate.clone(),
             ..ServerConfig::default()
         },
     )
@@ -86,19 +169,27 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
             .collect(),
         ffmpeg: "ffmpeg".into(),
         controls: Arc::new(controls),
+        gate: gate.clone(),
+        header_timeout: Duration::from_secs_f64(s.header_timeout_s),
+        shutdown_grace: Duration::from_secs_f64(s.shutdown_timeout_s / 2.0),
     };
-    let mut tasks = vec![rtsp.clone().spawn()];
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = crate::http::serve(http_listener, state).await {
+    let tasks = vec![rtsp.clone().spawn()];
+    let (stop_http, stop_rx) = watch::channel(false);
+    let http_task = tokio::spawn(async move {
+        if let Err(e) = crate::http::serve_until(http_listener, state, stop_rx).await {
             tracing::error!("HTTP server stopped: {e}");
         }
-    }));
+    });
     info!(rtsp = %rtsp.local_addr(), http = %http_addr, cameras = cfg.camera.len(), "camgate running");
     Ok(Running {
         hub,
         rtsp,
         http_addr,
+        gate,
         tasks,
+        http_task: Some(http_task),
+        stop_http,
+        shutdown_timeout: Duration::from_secs_f64(s.shutdown_timeout_s),
     })
 }
 

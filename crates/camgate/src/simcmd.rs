@@ -274,17 +274,17 @@ pub async fn run(kind: SimKind) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits for Ctrl-C, or for `duration` if given.
+/// Waits for SIGINT (Ctrl-C) or SIGTERM, or for `duration` if given.
 pub async fn wait(duration: Option<Duration>) {
     match duration {
         Some(d) => {
             tokio::select! {
                 _ = tokio::time::sleep(d) => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = crate::signals::stop() => {}
             }
         }
         None => {
-            let _ = tokio::signal::ctrl_c().await;
+            crate::signals::stop().await;
         }
     }
 }

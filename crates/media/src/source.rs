@@ -54,4 +54,10 @@ pub trait SourceSession: Send + 'static {
     fn tracks(&self) -> Vec<TrackInfo>;
     /// The next frame; `Err` with `SourceErrorKind::Ended` when the camera closes the stream.
     fn next_frame(&mut self) -> BoxFuture<'_, Result<Frame, SourceError>>;
+    /// Ends the session politely (an RTSP `TEARDOWN`, a logout) and resolves once that is
+    /// done or given up on. The default just drops the session.
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        drop(self);
+        Box::pin(std::future::ready(()))
+    }
 }

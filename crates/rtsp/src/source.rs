@@ -204,6 +204,8 @@ pub struct RtspSession {
     pending: VecDeque<Frame>,
     read_timeout: Option<Duration>,
     frames: u64,
+    /// Where the session's `TEARDOWN` is tracked once it is dropped.
+    group: Arc<SessionGroup>,
 }
 
 impl std::fmt::Debug for RtspSession {
@@ -339,7 +341,25 @@ impl SourceSession for RtspSession {
     fn next_frame(&mut self) -> BoxFuture<'_, Result<Frame, SourceError>> {
         Box::pin(self.frame())
     }
+
+    /// Drops the retina session, which sends `TEARDOWN` per the teardown policy, and waits
+    /// for that request to be answered or given up on.
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        let (url, group) = (self.url.clone(), self.group.clone());
+        drop(self);
+        Box::pin(async move {
+            if tokio::time::timeout(TEARDOWN_WAIT, group.await_teardown())
+                .await
+                .is_err()
+            {
+                debug!("{url}: TEARDOWN not done after {TEARDOWN_WAIT:?}");
+            }
+        })
+    }
 }
+
+/// How long closing a session waits for its `TEARDOWN`.
+const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
 
 /// Dials, describes, sets up, plays, and waits for every track's parameters.
 async fn open(
@@ -382,7 +402,7 @@ async fn open_inner(
 ) -> Result<RtspSession, SourceError> {
     let mut session_options = SessionOptions::default()
         .creds(creds)
-        .session_group(group)
+        .session_group(group.clone())
         .teardown(options.teardown_policy.to_retina())
         .unassigned_channel_data(options.unassigned_channel_data_policy.to_retina())
         .session_id(options.session_id_policy.to_retina());
@@ -484,6 +504,7 @@ async fn open_inner(
         pending: VecDeque::new(),
         read_timeout: secs(options.read_timeout_s),
         frames: 0,
+        group,
     };
     wait_for_parameters(&mut rtsp).await?;
     for (t, info) in rtsp.tracks.iter().enumerate() {

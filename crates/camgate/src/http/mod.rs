@@ -44,20 +44,24 @@ mod error;
 mod ffmpeg;
 mod metrics;
 mod mjpeg;
+pub mod server;
 mod snapshot;
 mod streams;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use media::hub::Hub;
-use rtsp::server::ServerCounters;
+use rtsp::server::auth::parse_basic;
+use rtsp::server::{Authenticator, ConnectionLimits, Gate, LoginBackoff, ServerCounters, User};
+use tokio::sync::watch;
 
 pub use error::ApiError;
 
@@ -74,6 +78,13 @@ pub struct AppState {
     pub ffmpeg: String,
     /// Control of the cameras that have one, by name.
     pub controls: Arc<std::collections::HashMap<String, Arc<dyn crate::control::CameraControl>>>,
+    /// Connection limits and login back-off (shared with the RTSP server).
+    pub gate: Arc<Gate>,
+    /// A request head must arrive in full within this (and an idle keep-alive connection is
+    /// closed after it).
+    pub header_timeout: Duration,
+    /// How long a response in progress may go on once shutdown begins.
+    pub shutdown_grace: Duration,
 }
 
 impl AppState {
@@ -85,6 +96,9 @@ impl AppState {
             users: Vec::new(),
             ffmpeg: "ffmpeg".into(),
             controls: Arc::default(),
+            gate: Gate::new(ConnectionLimits::default(), LoginBackoff::default()),
+            header_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(2),
         }
     }
 }
@@ -92,6 +106,7 @@ impl AppState {
 /// The state every handler sees: the configuration plus the per-stream caches.
 struct Shared {
     app: AppState,
+    auth: Authenticator,
     snapshots: snapshot::SnapshotCache,
     transcoders: mjpeg::Transcoders,
 }
@@ -100,8 +115,19 @@ type Ctx = Arc<Shared>;
 
 /// The API as an axum router (for embedding, or serving with graceful shutdown).
 pub fn router(state: AppState) -> Router {
+    let auth = Authenticator::new(
+        state
+            .users
+            .iter()
+            .map(|(u, p)| User {
+                username: u.clone(),
+                password: p.clone(),
+            })
+            .collect(),
+    );
     let ctx: Ctx = Arc::new(Shared {
         app: state,
+        auth,
         snapshots: snapshot::SnapshotCache::default(),
         transcoders: mjpeg::Transcoders::default(),
     });
@@ -123,9 +149,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(ctx)
 }
 
-/// Serves the API on `listener` until the listener fails.
+/// Serves the API on `listener` (until the task is dropped).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    let (_keep, rx) = watch::channel(false);
+    serve_until(listener, state, rx).await
+}
+
+/// Serves the API on `listener` until `shutdown` turns true, then shuts down gracefully.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let policy = server::HttpPolicy {
+        gate: state.gate.clone(),
+        header_timeout: state.header_timeout,
+        grace: state.shutdown_grace,
+    };
+    server::serve_connections(listener, router(state), policy, shutdown).await
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -135,26 +176,42 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
-/// Rejects requests without valid Basic credentials when users are configured.
+/// Rejects requests without valid Basic credentials when users are configured. Failed logins
+/// count towards the client address's back-off (shared with RTSP); while it lasts, the
+/// address's credentials are not checked and the answer is 429 with `Retry-After`.
 async fn basic_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
-    let users = &ctx.app.users;
-    if users.is_empty() {
+    if ctx.auth.is_open() {
         return next.run(req).await;
     }
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_basic)
-        .is_some_and(|(user, pass)| {
-            // Check every entry so that timing does not tell which user exists.
-            users.iter().fold(false, |found, (u, p)| {
-                found
-                    | (ct_eq(u.as_bytes(), user.as_bytes()) & ct_eq(p.as_bytes(), pass.as_bytes()))
-            })
-        });
-    if ok {
-        return next.run(req).await;
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let offered = req.headers().get(header::AUTHORIZATION).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(basic_credentials)
+            .unwrap_or_default()
+    });
+    let gate = &ctx.app.gate;
+    if let Some((user, pass)) = offered {
+        if let Err(wait) = gate.login_allowed(peer, Instant::now()) {
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins from this address; try again later",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+            return resp;
+        }
+        if ctx.auth.check_password(&user, &pass).is_some() {
+            gate.login_succeeded(peer);
+            return next.run(req).await;
+        }
+        gate.login_failed(peer, &user, "HTTP", Instant::now());
     }
     let mut resp =
         ApiError::new(StatusCode::UNAUTHORIZED, "authentication required").into_response();
@@ -166,25 +223,12 @@ async fn basic_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Respons
 }
 
 /// `Basic base64(user:pass)` → `(user, pass)`.
-fn parse_basic(value: &str) -> Option<(String, String)> {
+fn basic_credentials(value: &str) -> Option<(String, String)> {
     let (scheme, rest) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (u, p) = text.split_once(':')?;
-    Some((u.to_string(), p.to_string()))
-}
-
-/// Equality whose time depends only on the lengths.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    parse_basic(rest)
 }
 
 /// Parses a query string strictly: `%XX` escapes must be valid and decode to UTF-8.
@@ -212,8 +256,9 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = b.get(i + 1..i + 3).ok_or_else(bad)?;
-                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                // Two hex digits exactly (`from_str_radix` would also take a sign: `%+f`).
+                let digit = |c: u8| (c as char).to_digit(16).ok_or_else(bad);
+                out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
                 i += 2;
             }
             c => out.push(c),
@@ -265,11 +310,11 @@ mod tests {
     fn basic_credentials_are_decoded() {
         // "viewer:p:w" — the password may contain ':'.
         assert_eq!(
-            parse_basic("Basic dmlld2VyOnA6dw=="),
+            basic_credentials("Basic dmlld2VyOnA6dw=="),
             Some(("viewer".into(), "p:w".into()))
         );
-        assert_eq!(parse_basic("Bearer x"), None);
-        assert_eq!(parse_basic("Basic !!!"), None);
+        assert_eq!(basic_credentials("Bearer x"), None);
+        assert_eq!(basic_credentials("Basic !!!"), None);
     }
 
     #[test]
@@ -281,6 +326,8 @@ mod tests {
         assert!(parse_query(Some("src=%zz")).is_err());
         assert!(parse_query(Some("src=%ff")).is_err());
         assert!(parse_query(Some("src=%4")).is_err());
+        assert!(parse_query(Some("src=%+f")).is_err());
+        assert!(parse_query(Some("src=%-1")).is_err());
     }
 
     #[test]

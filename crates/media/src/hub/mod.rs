@@ -99,4 +99,15 @@ impl Hub {
             s.close();
         }
     }
+
+    /// Closes every stream like [`Hub::close`] and waits (at most `within`) until each source
+    /// has ended its camera session politely (see `SourceSession::close`). True if all did.
+    pub async fn shutdown(&self, within: std::time::Duration) -> bool {
+        let streams = self.streams();
+        for s in &streams {
+            s.close();
+        }
+        let all = futures_util::future::join_all(streams.iter().map(|s| s.stopped()));
+        tokio::time::timeout(within, all).await.is_ok()
+    }
 }

@@ -18,6 +18,9 @@ use super::reader::{Reader, ReaderShared};
 use crate::rtp::interleaved::SharedRtp;
 use crate::{Frame, MediaKind, Source, SourceSession, TrackInfo};
 
+/// How long a source may take to end its session politely (`SourceSession::close`).
+const CLOSE_LIMIT: Duration = Duration::from_secs(3);
+
 /// How a stream runs its source and treats its readers.
 #[derive(Clone, Debug)]
 pub struct StreamOptions {
@@ -174,6 +177,8 @@ pub struct Stream {
     opts: StreamOptions,
     inner: Mutex<Inner>,
     tracks: watch::Sender<Tracks>,
+    /// True while the source task runs.
+    running: watch::Sender<bool>,
     wake: Notify,
     next_reader: AtomicU64,
 }
@@ -210,6 +215,7 @@ impl Stream {
             }),
             opts,
             tracks: watch::channel(Tracks::Unknown).0,
+            running: watch::channel(false).0,
             wake: Notify::new(),
             next_reader: AtomicU64::new(1),
         })
@@ -242,9 +248,16 @@ impl Stream {
         }
         inner.running = true;
         inner.last_demand = Instant::now();
+        self.running.send_replace(true);
         drop(inner);
         let me = self.clone();
         tokio::spawn(async move { me.run().await });
+    }
+
+    /// Resolves once the source task is not running (at once if it is not).
+    pub async fn stopped(&self) {
+        let mut rx = self.running.subscribe();
+        let _ = rx.wait_for(|r| !*r).await;
     }
 
     /// The stream's tracks, starting the source if needed and waiting up to `start_timeout`.
@@ -466,7 +479,20 @@ impl Stream {
             // any other: this camera reconnects, and no other camera notices.
             let attempt = async {
                 match tokio::time::timeout(self.opts.start_timeout, self.source.connect()).await {
-                    Ok(Ok(session)) => self.run_session(session).await,
+                    Ok(Ok(mut session)) => {
+                        let result = self.run_session(&mut session).await;
+                        if result.is_ok() {
+                            // Demand ended (or the stream closed): end the camera session
+                            // politely. A failed session is just dropped.
+                            if tokio::time::timeout(CLOSE_LIMIT, session.close())
+                                .await
+                                .is_err()
+                            {
+                                debug!(stream = %self.name, "the source did not close within {CLOSE_LIMIT:?}");
+                            }
+                        }
+                        result
+                    }
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(format!(
                         "connect timed out after {:?}",
@@ -514,17 +540,24 @@ impl Stream {
         }
         inner.gop.clear();
         inner.codecs.clear();
+        let closed = inner.closed;
+        // Under the lock, so that a new task started right after cannot be marked stopped.
+        self.running.send_replace(false);
         drop(inner);
         if !matches!(&*self.tracks.borrow(), Tracks::Failed(_)) {
             self.tracks.send_replace(Tracks::Unknown);
         }
-        info!(stream = %self.name, "source stopped (no readers)");
+        if closed {
+            info!(stream = %self.name, "source stopped (stream closed)");
+        } else {
+            info!(stream = %self.name, "source stopped (no readers)");
+        }
     }
 
     /// Runs one session until it fails (`Err`) or demand ends (`Ok`).
     async fn run_session(
         self: &Arc<Self>,
-        mut session: Box<dyn SourceSession>,
+        session: &mut Box<dyn SourceSession>,
     ) -> Result<(), String> {
         let tracks: Arc<[TrackInfo]> = session.tracks().into();
         if tracks.is_empty() {

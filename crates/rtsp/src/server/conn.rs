@@ -16,9 +16,11 @@ use rtsp_types::{Method, Request, Response, StatusCode, Version};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::framing::{Item, next_item};
+use super::auth::{Attempt, DigestNonce};
+use super::framing::{Framer, Item};
 use super::sdp::{describe, payload_types};
 use super::sender::{Output, Prepared, SenderTrack, run_sender};
 use super::udp::{Activity, now_ms};
@@ -91,6 +93,24 @@ pub(crate) struct Connection {
     /// Every sender task sends its task id here when it is over (see [`SenderEnded`]).
     ended_tx: tokio::sync::mpsc::UnboundedSender<tokio::task::Id>,
     ended_rx: tokio::sync::mpsc::UnboundedReceiver<tokio::task::Id>,
+    framer: Framer,
+    /// The Digest nonce of this connection (a header from another connection is stale).
+    nonce: DigestNonce,
+    /// A request on this connection passed authentication (or, with no users, was made).
+    authenticated: bool,
+    /// When the last request arrived (or the connection opened).
+    last_request: Instant,
+}
+
+/// Why a connection is closed for lack of activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timeout {
+    /// A request began but did not arrive in full in time.
+    Request,
+    /// No request passed authentication in time.
+    Unauthenticated,
+    /// Nothing played and no request came in time.
+    Idle,
 }
 
 /// A response under construction: status, extra headers, body.
@@ -151,24 +171,38 @@ impl Connection {
             ended_tx,
             ended_rx,
             server,
+            framer: Framer::new(),
+            nonce: DigestNonce::new(),
+            authenticated: false,
+            last_request: Instant::now(),
         }
     }
 
     pub(crate) async fn run(mut self) {
         let mut buf = BytesMut::with_capacity(4096);
+        let mut closing = self.server.closing.subscribe();
+        // Since when the buffer has held an incomplete message.
+        let mut partial_since: Option<Instant> = None;
         loop {
             // Handle everything already buffered.
+            let mut progressed = false;
             loop {
-                match next_item(&buf) {
+                match self.framer.next_item(&buf) {
                     Ok(Item::NeedMore) => break,
                     Ok(Item::Interleaved { used, .. }) => {
                         // RTCP receiver reports from a TCP client: proof of life.
                         buf.advance(used);
+                        progressed = true;
                         self.touch_all();
                     }
-                    Ok(Item::Other(used)) => buf.advance(used),
+                    Ok(Item::Other(used)) => {
+                        buf.advance(used);
+                        progressed = true;
+                    }
                     Ok(Item::Request(req, used)) => {
                         buf.advance(used);
+                        progressed = true;
+                        self.last_request = Instant::now();
                         if !self.handle(req).await {
                             return;
                         }
@@ -183,15 +217,32 @@ impl Connection {
                     }
                 }
             }
+            if buf.is_empty() {
+                partial_since = None;
+            } else if progressed || partial_since.is_none() {
+                partial_since = Some(Instant::now());
+            }
+            let deadline = self.deadline(partial_since);
             // Only UDP sessions need a clock (their liveness is the client's requests and
             // RTCP); a connection with none sleeps until it has something to do.
             let has_udp = self.sessions.values().any(Session::is_udp);
+            let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
                 r = self.rd.read_buf(&mut buf) => match r {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 },
                 _ = self.kick.changed() => return,
+                true = async { closing.wait_for(|c| *c).await.is_ok() } => {
+                    self.close_cleanly().await;
+                    return;
+                }
+                _ = tokio::time::sleep_until(deadline.map_or(far, |d| d.0)), if deadline.is_some() => {
+                    if let Some((_, why)) = deadline {
+                        self.time_out(why).await;
+                    }
+                    return;
+                }
                 Some(ended) = self.ended_rx.recv() => {
                     if self
                         .sessions
@@ -207,6 +258,69 @@ impl Connection {
             }
             self.expire_sessions();
         }
+    }
+
+    /// When the connection times out, and why, if nothing arrives before.
+    fn deadline(&self, partial_since: Option<Instant>) -> Option<(Instant, Timeout)> {
+        let p = &self.server.cfg.policy;
+        if let Some(t) = partial_since {
+            return Some((t + p.header_timeout, Timeout::Request));
+        }
+        if !self.authenticated {
+            return Some((self.last_request + p.auth_timeout, Timeout::Unauthenticated));
+        }
+        if !self.sessions.values().any(|s| s.sender.is_some()) {
+            return Some((self.last_request + p.idle_timeout, Timeout::Idle));
+        }
+        None
+    }
+
+    async fn time_out(&mut self, why: Timeout) {
+        self.server
+            .counters
+            .timed_out
+            .fetch_add(1, Ordering::Relaxed);
+        let p = &self.server.cfg.policy;
+        match why {
+            Timeout::Request => {
+                debug!(peer = %self.peer, "closing: no complete request within {:?}", p.header_timeout);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    self.write_raw(b"RTSP/1.0 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"),
+                )
+                .await;
+            }
+            Timeout::Unauthenticated => {
+                debug!(peer = %self.peer, "closing: not authenticated within {:?}", p.auth_timeout);
+            }
+            Timeout::Idle => {
+                debug!(peer = %self.peer, "closing: idle for {:?}", p.idle_timeout);
+            }
+        }
+        self.close_cleanly().await;
+    }
+
+    /// Ends every session (a sender stops between writes, so no frame is cut), sends what is
+    /// still queued, closes the write side (FIN) and reads what the client still sends for a
+    /// moment, so that the close is not a reset.
+    async fn close_cleanly(&mut self) {
+        for s in self.sessions.values_mut() {
+            s.stop();
+        }
+        let limit = Duration::from_secs(1);
+        if let Ok(mut w) = tokio::time::timeout(limit, self.wr.lock()).await {
+            let _ = tokio::time::timeout(limit, w.flush(limit)).await;
+            let _ = tokio::time::timeout(limit, w.shutdown()).await;
+        }
+        let mut scratch = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Ok(n) = self.rd.read(&mut scratch).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     fn touch_all(&self) {
@@ -235,6 +349,15 @@ impl Connection {
 
     /// Answers one request; false closes the connection.
     async fn handle(&mut self, req: Request<Vec<u8>>) -> bool {
+        if let Some(name) = control_character_in(&req) {
+            // Never echo such a value (it could split the reply's headers).
+            debug!(peer = %self.peer, header = %name, "request refused: control character in a header");
+            self.server.counters.errors.fetch_add(1, Ordering::Relaxed);
+            return self
+                .write_raw(b"RTSP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .is_ok();
+        }
         let cseq = req.header(&headers::CSEQ).map(|v| v.as_str().to_string());
         let version = req.version();
         let reply = match &cseq {
@@ -275,16 +398,44 @@ impl Connection {
         true
     }
 
-    fn authenticate(&self, req: &Request<Vec<u8>>) -> Result<(), Reply> {
-        let auth = req.header(&headers::AUTHORIZATION).map(|v| v.as_str());
-        match self.server.auth.check(method_name(req.method()), auth) {
-            Ok(_) => Ok(()),
+    fn authenticate(&mut self, req: &Request<Vec<u8>>) -> Result<(), Reply> {
+        let server = self.server.clone();
+        let authorization = req.header(&headers::AUTHORIZATION).map(|v| v.as_str());
+        let ip = self.peer.ip();
+        if authorization.is_some()
+            && !server.auth.is_open()
+            && let Err(wait) = server.cfg.gate.login_allowed(ip, std::time::Instant::now())
+        {
+            // This address failed too often: its credentials are not even looked at.
+            return Err(Reply::new(StatusCode::ServiceUnavailable)
+                .header(headers::RETRY_AFTER, wait.as_secs().max(1).to_string()));
+        }
+        let uri = req.request_uri().map_or("", |u| u.as_str());
+        let attempt = Attempt {
+            method: method_name(req.method()),
+            uri,
+            authorization,
+        };
+        match server.auth.check(attempt, &mut self.nonce) {
+            Ok(_) => {
+                if !self.authenticated && !server.auth.is_open() {
+                    server.cfg.gate.login_succeeded(ip);
+                }
+                self.authenticated = true;
+                Ok(())
+            }
             Err(f) => {
-                if f == AuthFailure::Wrong {
-                    info!(peer = %self.peer, "RTSP authentication failed");
+                if f.is_failed_login() {
+                    debug!(peer = %self.peer, "RTSP authentication failed: {f}");
+                    server.cfg.gate.login_failed(
+                        ip,
+                        f.user().unwrap_or(""),
+                        "RTSP",
+                        std::time::Instant::now(),
+                    );
                 }
                 let mut r = Reply::new(StatusCode::Unauthorized);
-                for c in self.server.auth.challenges() {
+                for c in server.auth.challenges(&self.nonce, f == AuthFailure::Stale) {
                     r = r.header(headers::WWW_AUTHENTICATE, c);
                 }
                 Err(r)
@@ -329,6 +480,10 @@ impl Connection {
             Method::Teardown => match session_id {
                 Some(id) => match self.sessions.remove(&id) {
                     Some(s) => {
+                        self.server
+                            .counters
+                            .teardowns
+                            .fetch_add(1, Ordering::Relaxed);
                         info!(peer = %self.peer, stream = %s.stream.name(), session = %id, "teardown");
                         Reply::new(StatusCode::Ok)
                     }
@@ -427,6 +582,11 @@ impl Connection {
                 id
             }
             None => {
+                let max = self.server.cfg.policy.max_sessions;
+                if self.sessions.len() >= max {
+                    info!(peer = %self.peer, "SETUP refused: this connection holds {max} sessions (max_sessions_per_connection)");
+                    return Reply::new(StatusCode::ServiceUnavailable);
+                }
                 let id = format!("{:016x}", rand::random::<u64>());
                 self.server
                     .counters
@@ -712,6 +872,17 @@ impl Drop for SenderEnded {
     fn drop(&mut self) {
         let _ = self.tx.send(self.id);
     }
+}
+
+/// The name of the first header whose value holds a control character (other than tab).
+fn control_character_in(req: &Request<Vec<u8>>) -> Option<String> {
+    req.headers().find_map(|(name, value)| {
+        value
+            .as_str()
+            .bytes()
+            .any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+            .then(|| name.as_str().chars().take(64).collect())
+    })
 }
 
 fn method_name(m: &Method) -> &str {

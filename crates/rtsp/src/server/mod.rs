@@ -2,17 +2,25 @@
 //! interleaved and UDP unicast, with Basic/Digest auth, keep-alive, session timeouts and RTCP
 //! sender reports. One task per connection; one sender task per playing session, which writes
 //! each frame with one vectored write (TCP) and shares payload bytes with every other reader.
+//!
+//! Connections pass a [`Gate`] (limits in all and per address, shared with the HTTP server)
+//! and live under a [`ConnectionPolicy`]: a request head must arrive in full within
+//! `header_timeout`, a connection that has not authenticated is closed after `auth_timeout`
+//! without a request, and one that plays nothing after `idle_timeout`.
 
-mod auth;
+pub mod auth;
 mod conn;
 pub mod framing;
+pub mod gate;
 mod gso;
+pub mod refuse;
 mod sdp;
 mod sender;
 mod udp;
 mod wire;
 
 pub use auth::{AuthFailure, Authenticator, User};
+pub use gate::{ConnectionLimits, Gate, LoginBackoff, Permit, Refusal};
 pub use sdp::{describe as describe_sdp, payload_types};
 
 use std::net::SocketAddr;
@@ -44,6 +52,36 @@ pub struct ServerConfig {
     pub rtcp_interval: Duration,
     /// A connection whose frame write blocks longer than this is closed.
     pub write_timeout: Duration,
+    /// Timeouts and caps of each connection.
+    pub policy: ConnectionPolicy,
+    /// Connection limits and login back-off (share one with the HTTP server).
+    pub gate: Arc<Gate>,
+}
+
+/// The timeouts and caps every connection lives under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionPolicy {
+    /// A request (head and body) must arrive in full within this once it has begun.
+    pub header_timeout: Duration,
+    /// A connection that has not authenticated (nor, on an open server, made a request) is
+    /// closed after this long without a request.
+    pub auth_timeout: Duration,
+    /// An authenticated connection that plays nothing is closed after this long without a
+    /// request.
+    pub idle_timeout: Duration,
+    /// RTSP sessions one connection may hold.
+    pub max_sessions: usize,
+}
+
+impl Default for ConnectionPolicy {
+    fn default() -> Self {
+        ConnectionPolicy {
+            header_timeout: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            max_sessions: 16,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -57,6 +95,8 @@ impl Default for ServerConfig {
             max_payload: 1400,
             rtcp_interval: Duration::from_secs(5),
             write_timeout: Duration::from_secs(20),
+            policy: ConnectionPolicy::default(),
+            gate: Gate::new(ConnectionLimits::default(), LoginBackoff::default()),
         }
     }
 }
@@ -76,6 +116,35 @@ pub struct ServerCounters {
     pub rtp_bytes: AtomicU64,
     /// Requests answered with 4xx/5xx.
     pub errors: AtomicU64,
+    /// Connections refused by the gate's limits.
+    pub refused: AtomicU64,
+    /// Connections closed for a timeout (incomplete request, idle, not authenticated).
+    pub timed_out: AtomicU64,
+    /// `TEARDOWN` requests answered.
+    pub teardowns: AtomicU64,
+}
+
+/// An open connection, counted (and holding its place at the gate) until dropped, however its
+/// task ends.
+struct OpenConnection {
+    counters: Arc<ServerCounters>,
+    _permit: Permit,
+}
+
+impl OpenConnection {
+    fn new(counters: Arc<ServerCounters>, permit: Permit) -> Self {
+        counters.connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection {
+            counters,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.counters.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A bound RTSP server.
@@ -87,6 +156,8 @@ pub struct RtspServer {
     udp: Option<Arc<udp::UdpPair>>,
     counters: Arc<ServerCounters>,
     kick: tokio::sync::watch::Sender<u64>,
+    /// Set when the server shuts down: connections close cleanly and no new one is accepted.
+    closing: tokio::sync::watch::Sender<bool>,
     udp_task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -116,6 +187,7 @@ impl RtspServer {
             udp,
             counters: Arc::new(ServerCounters::default()),
             kick: tokio::sync::watch::channel(0).0,
+            closing: tokio::sync::watch::channel(false).0,
             udp_task: std::sync::Mutex::new(None),
         });
         if let Some(u) = &server.udp {
@@ -147,27 +219,59 @@ impl RtspServer {
         self.kick.send_modify(|g| *g += 1);
     }
 
-    /// Accepts connections until the task is dropped.
+    /// Shuts the server down: stops accepting, ends every session (a sender finishes the
+    /// frame it is writing), closes every connection with a FIN after what was queued for it,
+    /// and waits (at most `within`) until every connection is gone. True if all closed in time.
+    pub async fn shutdown(&self, within: Duration) -> bool {
+        self.closing.send_replace(true);
+        let deadline = tokio::time::Instant::now() + within;
+        while self.counters.connections.load(Ordering::Relaxed) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Accepts connections until the task is dropped or the server shuts down.
     pub async fn run(self: Arc<Self>) {
         info!(addr = %self.local_addr(), udp = ?self.udp_ports(), "RTSP server listening");
+        let mut closing = self.closing.subscribe();
         loop {
-            match self.listener.accept().await {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                _ = closing.wait_for(|c| *c) => {
+                    info!(addr = %self.local_addr(), "RTSP server stopped accepting");
+                    return;
+                }
+            };
+            match accepted {
                 Ok((sock, peer)) => {
+                    let permit = match self.cfg.gate.admit(peer.ip(), "RTSP") {
+                        Ok(p) => p,
+                        Err(r) => {
+                            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                            refuse::refuse(sock, refuse::Protocol::Rtsp, &r.to_string());
+                            continue;
+                        }
+                    };
                     let _ = sock.set_nodelay(true);
                     let ka = socket2::TcpKeepalive::new()
                         .with_time(Duration::from_secs(30))
                         .with_interval(Duration::from_secs(10));
                     let _ = socket2::SockRef::from(&sock).set_tcp_keepalive(&ka);
                     let me = self.clone();
-                    me.counters.connections.fetch_add(1, Ordering::Relaxed);
+                    let open = OpenConnection::new(me.counters.clone(), permit);
                     tokio::spawn(async move {
+                        let _open = open;
                         debug!(%peer, "RTSP connection");
                         conn::Connection::new(me.clone(), sock, peer).run().await;
-                        me.counters.connections.fetch_sub(1, Ordering::Relaxed);
                         debug!(%peer, "RTSP connection closed");
                     });
                 }
                 Err(e) => {
+                    // Most often EMFILE: out of descriptors. Wait for some to be freed.
                     warn!("RTSP accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

@@ -122,6 +122,11 @@ impl Wire {
         Ok(())
     }
 
+    /// Closes the write side (the client reads a FIN after the bytes sent so far).
+    pub(crate) async fn shutdown(&mut self) -> std::io::Result<()> {
+        tokio::io::AsyncWriteExt::shutdown(&mut self.half).await
+    }
+
     /// Sends the pending bytes, then `buf`.
     pub(crate) async fn write_all(&mut self, buf: &[u8], limit: Duration) -> std::io::Result<()> {
         self.write_vectored(&mut [IoSlice::new(buf)], limit).await
