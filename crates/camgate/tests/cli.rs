@@ -124,8 +124,8 @@ fn dump_writes_h264_h265_and_mp4_with_the_requested_frame_count() {
     }
 }
 
-#[test]
-fn dump_interrupted_by_ctrl_c_leaves_a_playable_mp4() {
+/// Runs `dump` into an MP4 for 4 s, stops it with `signal` and checks the file plays whole.
+fn dump_stopped_by(signal: &str) {
     let dir = tempdir();
     let (_p, v) = sim(&["rtsp"]);
     let out = dir.join("interrupted.mp4");
@@ -136,15 +136,29 @@ fn dump_interrupted_by_ctrl_c_leaves_a_playable_mp4() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(4));
-    // SIGINT, as Ctrl-C sends.
     let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status();
     let status = child.wait().unwrap();
-    assert!(status.success(), "dump exited with {status} after SIGINT");
+    assert!(
+        status.success(),
+        "dump exited with {status} after SIG{signal}"
+    );
     let (n, _) = ffprobe_frames(&out);
     assert!(n >= 50, "only {n} frames in the interrupted file");
     assert_eq!(decode_errors(&out), "");
+}
+
+#[test]
+fn dump_interrupted_by_ctrl_c_leaves_a_playable_mp4() {
+    // SIGINT, as Ctrl-C sends.
+    dump_stopped_by("INT");
+}
+
+#[test]
+fn dump_stopped_by_sigterm_leaves_a_playable_mp4() {
+    // SIGTERM, as systemd and Docker send.
+    dump_stopped_by("TERM");
 }
 
 #[test]

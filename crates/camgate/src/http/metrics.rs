@@ -8,12 +8,12 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use media::hub::{Hub, StreamState, StreamStats};
-use rtsp::server::ServerCounters;
+use rtsp::server::{Gate, ServerCounters};
 
 use super::Ctx;
 
 pub(super) async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
-    let body = render(&ctx.app.hub, ctx.app.rtsp.as_deref());
+    let body = render(&ctx.app.hub, ctx.app.rtsp.as_deref(), Some(&ctx.app.gate));
     (
         [(
             header::CONTENT_TYPE,
@@ -133,10 +133,52 @@ const RTSP_METRICS: &[RtspMetric] = &[
         help: "RTSP requests answered with a 4xx or 5xx status.",
         value: |c| c.errors.load(Ordering::Relaxed),
     },
+    RtspMetric {
+        name: "camgate_rtsp_timeouts_total",
+        kind: "counter",
+        help: "RTSP connections closed for an incomplete request, no authentication or idleness.",
+        value: |c| c.timed_out.load(Ordering::Relaxed),
+    },
 ];
 
-/// The whole exposition: every stream's metrics, then the RTSP server's if it runs.
-pub(super) fn render(hub: &Hub, rtsp: Option<&ServerCounters>) -> String {
+/// One metric of the gate both servers admit connections through.
+struct GateMetric {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: fn(&Gate) -> u64,
+}
+
+const GATE_METRICS: &[GateMetric] = &[
+    GateMetric {
+        name: "camgate_connections_open",
+        kind: "gauge",
+        help: "Client connections open now (RTSP and HTTP).",
+        value: |g| g.open() as u64,
+    },
+    GateMetric {
+        name: "camgate_connections_refused_total",
+        kind: "counter",
+        help: "Client connections refused for max_connections or max_connections_per_address.",
+        value: |g| g.counters().refused.load(Ordering::Relaxed),
+    },
+    GateMetric {
+        name: "camgate_login_failures_total",
+        kind: "counter",
+        help: "Failed logins (RTSP and HTTP).",
+        value: |g| g.counters().failed_logins.load(Ordering::Relaxed),
+    },
+    GateMetric {
+        name: "camgate_logins_throttled_total",
+        kind: "counter",
+        help: "Logins refused unchecked because their address was backing off.",
+        value: |g| g.counters().throttled_logins.load(Ordering::Relaxed),
+    },
+];
+
+/// The whole exposition: every stream's metrics, then the RTSP server's if it runs, then the
+/// gate's.
+pub(super) fn render(hub: &Hub, rtsp: Option<&ServerCounters>, gate: Option<&Gate>) -> String {
     let stats: Vec<StreamStats> = hub.streams().iter().map(|s| s.stats()).collect();
     let mut out = String::with_capacity(256 + stats.len() * STREAM_METRICS.len() * 64);
     for m in STREAM_METRICS {
@@ -157,6 +199,13 @@ pub(super) fn render(hub: &Hub, rtsp: Option<&ServerCounters>) -> String {
             let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
             let _ = writeln!(out, "# TYPE {} {}", m.name, m.kind);
             let _ = writeln!(out, "{} {}", m.name, (m.value)(c));
+        }
+    }
+    if let Some(g) = gate {
+        for m in GATE_METRICS {
+            let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
+            let _ = writeln!(out, "# TYPE {} {}", m.name, m.kind);
+            let _ = writeln!(out, "{} {}", m.name, (m.value)(g));
         }
     }
     out
@@ -191,12 +240,18 @@ mod tests {
         let c = ServerCounters::default();
         c.sessions.store(3, Ordering::Relaxed);
         c.rtp_bytes.store(12345, Ordering::Relaxed);
-        let text = render(&hub, Some(&c));
+        let text = render(&hub, Some(&c), None);
         assert!(text.contains("# TYPE camgate_rtsp_sessions gauge\ncamgate_rtsp_sessions 3\n"));
         assert!(text.contains(
             "# TYPE camgate_rtsp_rtp_bytes_total counter\ncamgate_rtsp_rtp_bytes_total 12345\n"
         ));
         assert!(text.contains("# HELP camgate_stream_up "));
-        assert!(!render(&hub, None).contains("camgate_rtsp_"));
+        assert!(!render(&hub, None, None).contains("camgate_rtsp_"));
+        let g = Gate::new(Default::default(), Default::default());
+        let _open = g.admit("10.0.0.1".parse().unwrap(), "t").unwrap();
+        let text = render(&hub, None, Some(&g));
+        assert!(
+            text.contains("# TYPE camgate_connections_open gauge\ncamgate_connections_open 1\n")
+        );
     }
 }

@@ -271,6 +271,15 @@ impl RawRtsp {
         }
     }
 
+    /// A client on an already connected socket.
+    pub fn from_stream(sock: TcpStream) -> RawRtsp {
+        RawRtsp {
+            sock,
+            cseq: 0,
+            buf: Vec::new(),
+        }
+    }
+
     /// Connects with a tiny receive buffer, so a client that stops reading pushes back at once.
     pub async fn connect_small(addr: std::net::SocketAddr) -> RawRtsp {
         let s = tokio::net::TcpSocket::new_v4().unwrap();

@@ -143,6 +143,18 @@ pub struct Gate {
     per_address: Mutex<HashMap<AddrKey, usize>>,
     failures: Mutex<HashMap<AddrKey, Failures>>,
     refusal_log: Throttled,
+    counters: GateCounters,
+}
+
+/// What the gate has turned away, for metrics.
+#[derive(Debug, Default)]
+pub struct GateCounters {
+    /// Connections refused for a limit.
+    pub refused: AtomicU64,
+    /// Failed logins.
+    pub failed_logins: AtomicU64,
+    /// Logins not checked because their address had to wait.
+    pub throttled_logins: AtomicU64,
 }
 
 /// One admitted connection; dropping it frees its place.
@@ -175,6 +187,7 @@ impl Gate {
             per_address: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             refusal_log: Throttled::new(Duration::from_secs(10)),
+            counters: GateCounters::default(),
         })
     }
 
@@ -186,6 +199,11 @@ impl Gate {
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// What the gate has turned away so far.
+    pub fn counters(&self) -> &GateCounters {
+        &self.counters
     }
 
     /// Admits a connection from `peer` or says which limit it hits. A refusal is logged (at
@@ -212,6 +230,7 @@ impl Gate {
                 key,
             }),
             Err(r) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 if let Some(suppressed) = self.refusal_log.allow(Instant::now()) {
                     warn!(
                         %peer,
@@ -238,6 +257,9 @@ impl Gate {
         match f.blocked_until {
             Some(until) if now < until => {
                 f.in_burst += 1;
+                self.counters
+                    .throttled_logins
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(until - now)
             }
             _ => Ok(()),
@@ -248,6 +270,7 @@ impl Gate {
     /// now has before its next attempt. The first failures are logged one by one; the one that
     /// starts the wait is logged once for the whole burst.
     pub fn login_failed(&self, peer: IpAddr, user: &str, service: &str, now: Instant) -> Duration {
+        self.counters.failed_logins.fetch_add(1, Ordering::Relaxed);
         let mut map = self.failures.lock().expect("gate lock");
         let key = AddrKey::from(peer);
         if map.len() >= MAX_TRACKED && !map.contains_key(&key) {

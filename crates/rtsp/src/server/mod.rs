@@ -20,7 +20,7 @@ mod udp;
 mod wire;
 
 pub use auth::{AuthFailure, Authenticator, User};
-pub use gate::{ConnectionLimits, Gate, LoginBackoff, Permit, Refusal};
+pub use gate::{ConnectionLimits, Gate, GateCounters, LoginBackoff, Permit, Refusal};
 pub use sdp::{describe as describe_sdp, payload_types};
 
 use std::net::SocketAddr;
