@@ -101,6 +101,10 @@ pub trait CameraControl: Send + Sync {
     fn reboot(&self) -> BoxFuture<'_, Result<(), ControlError>>;
     /// Starts an event feed (ends when the receiver is dropped).
     fn events(&self) -> BoxFuture<'_, Result<EventFeed, ControlError>>;
+    /// Ends the device sessions this control holds (a logout), at shutdown.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Where a DHIP control connects.
@@ -288,6 +292,18 @@ impl CameraControl for DhipControl {
             let c = self.client().await?;
             c.reboot().await?;
             Ok(())
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some((_, task)) = self.events.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                task.abort();
+            }
+            let client = self.client.lock().await.take();
+            if let Some(c) = client {
+                let _ = c.logout().await;
+            }
         })
     }
 

@@ -234,10 +234,15 @@ struct DhavSession {
     first_pts: Option<i64>,
     audio_pts0: Option<i64>,
     audio_samples: i64,
+    /// The stream was stopped and the login ended by `close` already.
+    closed: bool,
 }
 
 impl Drop for DhavSession {
     fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
         let http = self.http.clone();
         let object = self.object;
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -359,6 +364,7 @@ impl DhavSession {
             first_pts: None,
             audio_pts0: None,
             audio_samples: 0,
+            closed: false,
         };
         for p in held {
             s.convert(p);
@@ -414,6 +420,17 @@ impl DhavSession {
 impl SourceSession for DhavSession {
     fn tracks(&self) -> Vec<TrackInfo> {
         self.tracks.clone()
+    }
+
+    /// Stops and destroys the device's stream reader and logs out, waiting for the answers.
+    fn close(mut self: Box<Self>) -> BoxFuture<'static, ()> {
+        self.closed = true;
+        let (http, object) = (self.http.clone(), self.object);
+        drop(self);
+        Box::pin(async move {
+            http.close_stream(object).await;
+            let _ = http.logout().await;
+        })
     }
 
     fn next_frame(&mut self) -> BoxFuture<'_, Result<Frame, SourceError>> {

@@ -21,6 +21,7 @@ pub struct Running {
     pub http_addr: std::net::SocketAddr,
     /// The limits both servers admit connections under.
     pub gate: Arc<Gate>,
+    controls: Arc<std::collections::HashMap<String, Arc<dyn crate::control::CameraControl>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     http_task: Option<tokio::task::JoinHandle<()>>,
     stop_http: watch::Sender<bool>,
@@ -49,11 +50,17 @@ impl Running {
         let http = self.http_task.take();
         let rtsp = self.rtsp.clone();
         let hub = self.hub.clone();
+        let controls = self.controls.clone();
         let (readers_and_cameras, http_done) = tokio::join!(
             async move {
                 let readers = rtsp.shutdown(within).await;
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let cameras = hub.shutdown(left).await;
+                let logouts = futures_util::future::join_all(controls.values().map(|c| c.close()));
+                let (cameras, logged_out) =
+                    tokio::join!(hub.shutdown(left), tokio::time::timeout(left, logouts));
+                if logged_out.is_err() {
+                    warn!("some camera controls were still logging out at the shutdown deadline");
+                }
                 if !readers {
                     warn!("some RTSP connections were still open at the shutdown deadline");
                 }
@@ -129,6 +136,7 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
         },
         s.login_backoff(),
     );
+    let controls = Arc::new(controls);
     let hub = Hub::new();
     for (cam, src) in cfg.camera.iter().zip(sources) {
         hub.add_stream(&cam.name, src, stream_options(cam));
@@ -168,7 +176,7 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
             .map(|u| (u.username.clone(), u.password.clone()))
             .collect(),
         ffmpeg: "ffmpeg".into(),
-        controls: Arc::new(controls),
+        controls: controls.clone(),
         gate: gate.clone(),
         header_timeout: Duration::from_secs_f64(s.header_timeout_s),
         shutdown_grace: Duration::from_secs_f64(s.shutdown_timeout_s / 2.0),
@@ -186,6 +194,7 @@ pub async fn start(cfg: &Config, text: &str, file: &str) -> Result<Running, Stri
         rtsp,
         http_addr,
         gate,
+        controls,
         tasks,
         http_task: Some(http_task),
         stop_http,

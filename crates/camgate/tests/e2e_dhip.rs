@@ -444,6 +444,31 @@ async fn dhip_cameras_are_read_over_rtsp_through_the_template_and_through_dhav()
     );
 }
 
+/// Shutdown ends what camgate holds on a DHIP device: the DHAV stream reader (stopped and
+/// destroyed) and both logins (HTTP RPC2 for the media, DHIP for control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_the_dhav_stream_and_logs_out_of_the_device() {
+    let sim = sim().await;
+    let running = camgate_with(vec![dhip_entry(&sim, "door", "dhav", None)]).await;
+    let url = format!("rtsp://{}/door", running.rtsp.local_addr());
+    let (status, _) = http_json(running.http_addr, "GET", "/api/cameras/door/info", None).await;
+    assert_eq!(status, 200);
+    let reader = tokio::spawn(async move { ffmpeg_decode(&url, "tcp", 100).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let count = |m: &str| sim.observed().iter().filter(|r| r.method == m).count();
+    assert_eq!(count("global.logout"), 0);
+    assert!(running.shutdown().await, "shutdown did not finish in time");
+    assert_eq!(count("streamReader.stop"), 1);
+    assert_eq!(count("streamReader.destroy"), 1);
+    assert_eq!(count("global.logout"), 2, "the HTTP and the DHIP logins");
+    // The reader was closed, not left hanging (ffmpeg ends before its 100 frames).
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .is_ok()
+    );
+}
+
 async fn http_json(
     addr: std::net::SocketAddr,
     method: &str,

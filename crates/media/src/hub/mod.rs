@@ -16,7 +16,7 @@ mod stream;
 pub use backoff::Backoff;
 pub use lease::{LEASE_TRACKS, Lease, LeaseOut, LentTrack};
 pub use reader::{Closed, Reader, ReaderHandle};
-pub use stream::{Stream, StreamOptions, StreamState, StreamStats};
+pub use stream::{MAX_TRACKS, Stream, StreamOptions, StreamState, StreamStats};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

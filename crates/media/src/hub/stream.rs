@@ -18,6 +18,9 @@ use super::reader::{Reader, ReaderShared};
 use crate::rtp::interleaved::SharedRtp;
 use crate::{Frame, MediaKind, Source, SourceSession, TrackInfo};
 
+/// Tracks a stream takes at most (RTP payload types and interleaved channels are per track).
+pub const MAX_TRACKS: usize = 16;
+
 /// How long a source may take to end its session politely (`SourceSession::close`).
 const CLOSE_LIMIT: Duration = Duration::from_secs(3);
 
@@ -562,6 +565,12 @@ impl Stream {
         let tracks: Arc<[TrackInfo]> = session.tracks().into();
         if tracks.is_empty() {
             return Err("the source offered no usable track".into());
+        }
+        if tracks.len() > MAX_TRACKS {
+            return Err(format!(
+                "the source offered {} tracks; a stream has at most {MAX_TRACKS}",
+                tracks.len()
+            ));
         }
         {
             let mut inner = self.lock();

@@ -12,8 +12,15 @@ pub fn payload_types(tracks: &[TrackInfo]) -> Vec<u8> {
     tracks
         .iter()
         .enumerate()
-        .map(|(i, t)| media_description(t, DYNAMIC_PT_BASE + i as u8).payload_type)
+        .map(|(i, t)| media_description(t, dynamic_pt(i)).payload_type)
         .collect()
+}
+
+/// The dynamic payload type of track `i` (a stream has at most `media::hub::MAX_TRACKS`).
+fn dynamic_pt(i: usize) -> u8 {
+    DYNAMIC_PT_BASE
+        .saturating_add(u8::try_from(i).unwrap_or(u8::MAX))
+        .min(127)
 }
 
 /// An SDP session description for `tracks`, with `trackID=N` controls.
@@ -27,7 +34,7 @@ pub fn describe(stream: &str, server_ip: &str, tracks: &[TrackInfo]) -> Vec<u8> 
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let md = media_description(t, DYNAMIC_PT_BASE + i as u8);
+            let md = media_description(t, dynamic_pt(i));
             let mut attributes = vec![Attribute {
                 attribute: "rtpmap".into(),
                 value: Some(format!("{} {}", md.payload_type, md.rtpmap)),
