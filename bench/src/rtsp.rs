@@ -1,9 +1,12 @@
 //! A minimal RTSP/1.0 client and message parser: enough to OPTIONS, DESCRIBE, SETUP and PLAY
-//! one video track over TCP interleaved or UDP, without authentication.
+//! one video track over TCP interleaved or UDP, logging in with Digest or Basic when the
+//! server asks and credentials were given ([`Client::set_credentials`]).
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::auth::{Authorizer, Credentials};
 
 /// Largest message head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -25,6 +28,14 @@ impl Message {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name` (case-insensitive), in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
@@ -99,6 +110,8 @@ pub struct Client {
     cseq: u32,
     /// The session id from SETUP, without parameters.
     pub session: Option<String>,
+    /// The login, when credentials were given.
+    auth: Option<Authorizer>,
 }
 
 impl Client {
@@ -113,7 +126,13 @@ impl Client {
             buf: BytesMut::with_capacity(64 * 1024),
             cseq: 0,
             session: None,
+            auth: None,
         })
+    }
+
+    /// Logs in with `creds` when the server answers 401 (Digest preferred, else Basic).
+    pub fn set_credentials(&mut self, creds: Credentials) {
+        self.auth = Some(Authorizer::new(creds));
     }
 
     /// Writes a request without waiting for its response.
@@ -131,6 +150,9 @@ impl Client {
         if let Some(s) = &self.session {
             req.push_str(&format!("Session: {s}\r\n"));
         }
+        if let Some(h) = self.auth.as_mut().and_then(|a| a.header(method, url)) {
+            req.push_str(&format!("Authorization: {h}\r\n"));
+        }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -142,14 +164,40 @@ impl Client {
     }
 
     /// Sends a request and reads its response, which must be 2xx; interleaved data that
-    /// arrives before it is skipped.
+    /// arrives before it is skipped. A 401 is answered with the credentials, if any (twice at
+    /// most: the first challenge, then a stale nonce).
     pub async fn request(
         &mut self,
         method: &str,
         url: &str,
         headers: &[(&str, String)],
     ) -> Result<Message, String> {
-        self.send(method, url, headers).await?;
+        let mut tries = 0;
+        loop {
+            self.send(method, url, headers).await?;
+            let m = self.response(method, url).await?;
+            if m.status() == 401
+                && tries < 2
+                && let Some(a) = self.auth.as_mut()
+                && a.on_unauthorized(m.header_values("www-authenticate"))
+            {
+                tries += 1;
+                continue;
+            }
+            if !(200..300).contains(&m.status()) {
+                return Err(format!("{method} {url}: {}", m.start_line));
+            }
+            if let Some(s) = m.header("session") {
+                let id = s.split(';').next().unwrap_or("").trim().to_string();
+                self.session = Some(id);
+            }
+            return Ok(m);
+        }
+    }
+
+    /// Reads the next response (any status); interleaved data and server requests before it
+    /// are skipped.
+    async fn response(&mut self, method: &str, url: &str) -> Result<Message, String> {
         loop {
             if self.buf.first() == Some(&b'$') {
                 if self.buf.len() >= 4 {
@@ -167,13 +215,6 @@ impl Client {
                 if m.status() == 0 {
                     // A request from the server (e.g. OPTIONS keep-alive): ignore.
                     continue;
-                }
-                if !(200..300).contains(&m.status()) {
-                    return Err(format!("{method} {url}: {}", m.start_line));
-                }
-                if let Some(s) = m.header("session") {
-                    let id = s.split(';').next().unwrap_or("").trim().to_string();
-                    self.session = Some(id);
                 }
                 return Ok(m);
             }

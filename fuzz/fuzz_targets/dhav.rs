@@ -8,11 +8,11 @@
 #![no_main]
 
 use bytes::BytesMut;
+use camgate_fuzz::Input;
 use dhip::dhav::{
     Demuxer, FILE_HEADER_LEN, FILE_PREFIX, HEADER_LEN, PackedDate, PacketSpec, PacketType,
     TRAILER_LEN, write_packet,
 };
-use camgate_fuzz::Input;
 use libfuzzer_sys::fuzz_target;
 
 /// Pushes `stream` in chunks of `sizes` (cycled), draining packets after each push.

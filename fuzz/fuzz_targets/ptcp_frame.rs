@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dahua_p2p::ptcp::{AckPolicy, Body, Config, Event, Frame, Header, PidPolicy, Session, Status};
 use camgate_fuzz::Input;
+use dahua_p2p::ptcp::{AckPolicy, Body, Config, Event, Frame, Header, PidPolicy, Session, Status};
 use libfuzzer_sys::fuzz_target;
 
 const C: usize = 0;

@@ -1,5 +1,6 @@
 //! Shared helpers for the fuzz targets: turning one fuzzer input into a sequence of RTP
-//! packets, and running them through a depacketizer while checking what comes out.
+//! packets, and running them through a depacketizer while checking what comes out; the tokio
+//! runtime and the Hub of the targets that run a whole server.
 
 use bytes::Bytes;
 use media::Codec;
@@ -110,4 +111,35 @@ impl<'a> Input<'a> {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// The runtime of the targets that run a server: two workers, time and I/O, made once. Also
+/// makes writes to a closed socket fail with EPIPE instead of killing the process, as they do
+/// in camgate (a Rust program ignores SIGPIPE before `main`; libFuzzer's `main` does not).
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        // SAFETY: setting a signal's disposition to "ignore" has no handler to run.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// A Hub with one preloaded stream `cam` of `source`, on [`runtime`].
+pub fn hub_with(source: std::sync::Arc<dyn media::Source>) -> std::sync::Arc<media::hub::Hub> {
+    let _guard = runtime().enter();
+    let hub = media::hub::Hub::new();
+    hub.add_stream(
+        "cam",
+        source,
+        media::hub::StreamOptions {
+            preload: true,
+            ..media::hub::StreamOptions::default()
+        },
+    );
+    hub
 }

@@ -3,6 +3,9 @@
 //! depacketize errors and the time from PLAY to the first complete keyframe. Prints one JSON
 //! object with the totals.
 //!
+//! Credentials in the URL (`rtsp://user:pass@host/...`) are used to log in (Digest or Basic,
+//! as the server asks); they are not sent in request URLs and not printed.
+//!
 //! `--sequential` runs the readers one after another, each until its first keyframe (the
 //! warm-start latency measurement). `--record FILE` keeps the raw interleaved bytes of one TCP
 //! reader (and the DESCRIBE SDP in FILE.sdp) for `limit-server`.
@@ -12,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+use camgate_bench::auth::split_userinfo;
 use camgate_bench::rtsp::{Client, first_video, host_port, join_url, parse_message};
 use camgate_bench::stats::{percentile, self_cpu_seconds};
 use clap::{Parser, ValueEnum};
@@ -25,7 +29,7 @@ use tokio::net::UdpSocket;
 #[derive(Parser, Debug)]
 #[command(name = "rtsp-load")]
 struct Args {
-    /// The stream, rtsp://HOST:PORT/PATH (loopback only in the benchmark).
+    /// The stream, rtsp://[USER:PASS@]HOST:PORT/PATH (loopback only in the benchmark).
     #[arg(long)]
     url: String,
     /// Number of readers.
@@ -255,8 +259,12 @@ async fn play(
     record: &mut Option<Vec<u8>>,
 ) -> Result<ReaderStats, String> {
     let t0 = Instant::now();
-    let url = args.url.as_str();
+    let (url, creds) = split_userinfo(&args.url);
+    let url = url.as_str();
     let mut c = Client::connect(&host_port(url)?).await?;
+    if let Some(creds) = creds {
+        c.set_credentials(creds);
+    }
     c.request("OPTIONS", url, &[]).await?;
     let d = c
         .request("DESCRIBE", url, &[("Accept", "application/sdp".into())])
@@ -446,7 +454,7 @@ fn summary(args: &Args, results: &[ReaderStats], wall: f64, cpu: Option<f64>) ->
     let play_secs: f64 = results.iter().map(|r| r.play_secs).sum();
     let round = |v: Option<f64>| v.map(|x| (x * 10.0).round() / 10.0);
     let mut out = json!({
-        "url": args.url,
+        "url": split_userinfo(&args.url).0,
         "transport": format!("{:?}", args.transport).to_lowercase(),
         "readers": args.readers,
         "sequential": args.sequential,

@@ -383,7 +383,7 @@ impl DhavSession {
                     debug!(host = %self.target.host, "DHAV video codec changed to {}", c.name());
                     return;
                 }
-                let ts = (p.pts_ms - pts0) * 90;
+                let ts = p.pts_ms.saturating_sub(pts0).saturating_mul(90);
                 let data = annexb_to_avc(&p.payload);
                 if data.is_empty() {
                     return;
@@ -402,9 +402,10 @@ impl DhavSession {
                 // G.711 timestamps count samples; follow the packet clock, but never go back.
                 let rate = i64::from(ai.rate);
                 let start = *self.audio_pts0.get_or_insert(p.pts_ms);
-                let by_clock = (p.pts_ms - start) * rate / 1000;
+                let by_clock = p.pts_ms.saturating_sub(start).saturating_mul(rate) / 1000;
                 let ts = by_clock.max(self.audio_samples);
-                self.audio_samples = ts + (p.payload.len() as i64 / i64::from(ai.channels.max(1)));
+                self.audio_samples =
+                    ts.saturating_add(p.payload.len() as i64 / i64::from(ai.channels.max(1)));
                 self.pending.push_back(Frame::new(
                     track,
                     ts,

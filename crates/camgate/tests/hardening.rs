@@ -358,19 +358,30 @@ async fn password_guesses_from_one_address_back_off_on_rtsp_and_http() {
     let sock = connect_from("127.0.0.2", rtsp).await.unwrap();
     let mut c = RawRtsp::from_stream(sock);
     let wrong = "Authorization: Basic dmlld2VyOmd1ZXNz"; // viewer:guess
+    let right = "Authorization: Basic dmlld2VyOnMzY3JldA==";
     let mut statuses = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..6 {
         statuses.push(c.request("DESCRIBE", &url, &[wrong]).await.status);
     }
-    // Five free failures, the sixth starts a 1 s wait, during which nothing is checked.
-    assert_eq!(statuses, [401, 401, 401, 401, 401, 401, 503, 503]);
-    let right = "Authorization: Basic dmlld2VyOnMzY3JldA==";
+    // Five free failures; the sixth makes the address wait 1 s. A guess meanwhile is not
+    // checked, and its answer is held back until the wait is over.
+    let t = Instant::now();
+    let held = c.request("DESCRIBE", &url, &[wrong]).await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+    statuses.push(held.status);
+    // The next guess is checked, fails, and doubles the wait.
+    statuses.push(c.request("DESCRIBE", &url, &[wrong]).await.status);
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 401, 503, 401]);
     let r = c.request("DESCRIBE", &url, &[right]).await;
     assert_eq!(
         r.status, 503,
         "the right password is not checked either while waiting"
     );
-    assert_eq!(r.header("Retry-After"), Some("1"));
+    assert_eq!(r.header("Retry-After"), Some("2"));
     // HTTP shares the back-off: 429 with Retry-After.
     let http = s.running.http_addr;
     let mut h = connect_from("127.0.0.2", http).await.unwrap();
@@ -391,7 +402,7 @@ async fn password_guesses_from_one_address_back_off_on_rtsp_and_http() {
     let mut other = RawRtsp::connect(rtsp).await;
     assert_eq!(other.request("DESCRIBE", &url, &[right]).await.status, 200);
     // After the wait, the right password works and clears the record.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(c.request("DESCRIBE", &url, &[right]).await.status, 200);
     assert_eq!(c.request("DESCRIBE", &url, &[wrong]).await.status, 401);
 }

@@ -301,6 +301,9 @@ fn is_name_byte(b: u8) -> bool {
         ))
 }
 
+/// Deepest element nesting accepted (DH-HTTP bodies are two or three levels deep).
+const MAX_DEPTH: usize = 64;
+
 /// One open element during parsing.
 struct Open {
     name: String,
@@ -422,6 +425,10 @@ impl Parser<'_> {
                 };
                 if self_closing {
                     Self::close(open, &stack, &mut entries);
+                } else if stack.len() >= MAX_DEPTH {
+                    // Every leaf's key repeats its whole path: deep nesting would make a
+                    // 64 KiB datagram cost hundreds of MiB of keys.
+                    return Err(self.err(XmlErrorKind::Malformed("elements nested too deeply"), at));
                 } else {
                     stack.push(open);
                 }
@@ -646,5 +653,29 @@ mod tests {
     fn tolerates_trailing_nuls_and_non_utf8() {
         let b = XmlBody::parse(b"<body><A>\xff</A></body>\0\0").unwrap();
         assert_eq!(b.get("A"), Some("\u{fffd}"));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_memory_blowup() {
+        // 10 000 nested elements and 8 000 leaves inside them: one datagram's worth of bytes
+        // made 8 000 keys of 20 000 bytes each (160 MB).
+        let mut x = "<a>".repeat(10_000);
+        x.push_str(&"<b/>".repeat(8_000));
+        x.push_str(&"</a>".repeat(10_000));
+        let e = XmlBody::parse(x.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.kind,
+            XmlErrorKind::Malformed("elements nested too deeply")
+        );
+        assert_eq!(e.offset, 3 * MAX_DEPTH);
+        // Nesting up to the limit still parses, with the full path as the key.
+        let depth = MAX_DEPTH - 1;
+        let x = format!(
+            "<body>{}<b/>{}</body>",
+            "<a>".repeat(depth),
+            "</a>".repeat(depth)
+        );
+        let b = XmlBody::parse(x.as_bytes()).unwrap();
+        assert_eq!(b.get(&format!("{}b", "a/".repeat(depth))), Some(""));
     }
 }

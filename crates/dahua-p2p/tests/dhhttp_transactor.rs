@@ -299,6 +299,24 @@ fn trying_without_final_answer_times_out_after_the_provisional_wait() {
 }
 
 #[test]
+fn repeated_trying_does_not_extend_the_wait_again() {
+    let mut t = smartpss();
+    let t0 = Instant::now();
+    let id = t.start(t0, main_server(), get("/device/SN/p2p-channel"));
+    let (_, req) = sent(&mut t, t0).remove(0);
+    let trying = reply(&req, 100, "Trying");
+    for s in 0..30 {
+        t.handle_response(t0 + Duration::from_secs(s), main_server(), &trying);
+        t.handle_timeout(t0 + Duration::from_secs(s));
+    }
+    // A cloud answering `100 Trying` every second still times out 10 s after the first one.
+    let timed_out: Vec<_> = std::iter::from_fn(|| t.poll_event())
+        .filter(|e| matches!(e, TxEvent::TimedOut { id: i, .. } if *i == id))
+        .collect();
+    assert_eq!(timed_out.len(), 1);
+}
+
+#[test]
 fn cseq_zero_is_matched_by_source_by_default() {
     let mut t = smartpss();
     let now = Instant::now();

@@ -358,6 +358,10 @@ struct Clock {
     last: Option<(i64, u16, u32, i64)>,
 }
 
+/// Largest step, in milliseconds, that a frame-number difference may stand for; a larger one
+/// is a counter jump (a restart, damage), not elapsed time.
+const MAX_FRAME_STEP_MS: i64 = 2000;
+
 impl Clock {
     fn advance(&mut self, date_secs: i64, ms: u16, frame: u32, fps: u8) -> i64 {
         let pts = match self.last {
@@ -365,16 +369,19 @@ impl Clock {
             Some((last_secs, last_ms, last_frame, last_pts)) => {
                 let delta = i64::from(ms.wrapping_sub(last_ms));
                 let delta = if delta == 0 && fps > 0 && frame != last_frame {
-                    i64::from(frame.wrapping_sub(last_frame)) * 1000 / i64::from(fps)
+                    let step = i64::from(frame.wrapping_sub(last_frame)) * 1000 / i64::from(fps);
+                    // A frame counter that jumps (or goes back, which wraps to ~2^32 frames)
+                    // would move the clock by years per packet: follow the date instead.
+                    (step <= MAX_FRAME_STEP_MS).then_some(step)
                 } else {
-                    delta
+                    Some(delta)
                 };
-                let pts = last_pts + delta;
-                // The date disagreeing by more than two seconds is a jump: follow the date.
-                if (pts / 1000 - date_secs).abs() > 2 && date_secs != last_secs {
-                    date_secs * 1000
-                } else {
-                    pts
+                match delta.map(|d| last_pts + d) {
+                    // The date disagreeing by more than two seconds is a jump: follow the date.
+                    Some(pts) if (pts / 1000 - date_secs).abs() <= 2 || date_secs == last_secs => {
+                        pts
+                    }
+                    _ => date_secs * 1000,
                 }
             }
         };
@@ -761,4 +768,44 @@ pub fn write_packet(p: &PacketSpec<'_>, out: &mut BytesMut) {
     out.put_slice(p.payload);
     out.put_slice(&TRAILER_MAGIC);
     out.put_u32_le(l);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_counter_running_backwards_does_not_run_the_clock_away() {
+        // Same date and millisecond counter, the frame number one lower in every packet: the
+        // wrapped difference (2^32 − 1 frames at 1 fps) moved the clock ~50 days per packet,
+        // and i64 overflowed after about two million packets (a panic in debug builds).
+        let date = 1_715_000_000i64;
+        let mut c = Clock::default();
+        for i in 0..2_200_000u32 {
+            assert_eq!(
+                c.advance(date, 0, u32::MAX - i, 1),
+                date * 1000,
+                "packet {i}"
+            );
+        }
+        // Through the demuxer: a frame counter restart at 25 fps keeps the date's time.
+        let ext = video_ext(VideoCodec::H264(2), 640, 360, 25);
+        let mut out = BytesMut::new();
+        for frame in [5000, 5001, 0] {
+            write_packet(
+                &PacketSpec {
+                    kind: PacketType::VideoP,
+                    channel: 0,
+                    frame_number: frame,
+                    date: PackedDate::from_unix(date),
+                    ms: 7,
+                    ext: &ext,
+                    payload: b"x",
+                },
+                &mut out,
+            );
+        }
+        let pts: Vec<i64> = Demuxer::demux_all(out.freeze()).map(|p| p.pts_ms).collect();
+        assert_eq!(pts, [date * 1000, date * 1000 + 40, date * 1000]);
+    }
 }

@@ -316,32 +316,57 @@ pub fn encode_fragmented(
 
 /// Joins per-packet-JSON fragments: packet 0 is held until the following packets (index 1,
 /// 2, ...) of the same request id stop coming, and their data is appended to it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Reassembler {
     held: Option<(Message, BytesMut)>,
+    max_message: usize,
+}
+
+impl Default for Reassembler {
+    fn default() -> Self {
+        Reassembler::new(DEFAULT_MAX_MESSAGE)
+    }
 }
 
 impl Reassembler {
+    /// A reassembler refusing joined data larger than `max_message` bytes.
+    pub fn new(max_message: usize) -> Self {
+        Reassembler {
+            held: None,
+            max_message,
+        }
+    }
+
     /// Feeds one decoded message. Returns the messages that are complete now: a held message
-    /// is complete when a packet that does not continue it arrives.
-    pub fn push(&mut self, m: Message) -> Vec<Message> {
+    /// is complete when a packet that does not continue it arrives. Continuations that take
+    /// the joined data past the limit are an error (the held message is dropped): a peer that
+    /// never stops continuing a message must not exhaust memory.
+    pub fn push(&mut self, m: Message) -> Result<Vec<Message>, FrameError> {
         let mut out = Vec::new();
         if m.index > 0 {
             if let Some((h, data)) = &mut self.held
                 && h.request_id == m.request_id
             {
+                let len = data.len() + m.data.len();
+                if len > self.max_message {
+                    self.held = None;
+                    return Err(FrameError::TooLarge {
+                        len,
+                        max: self.max_message,
+                    });
+                }
                 data.extend_from_slice(&m.data);
-                return out;
+                return Ok(out);
             }
             // A continuation of nothing: deliver it as it is.
             out.extend(self.flush());
             out.push(m);
-            return out;
+            return Ok(out);
         }
         out.extend(self.flush());
         let data = BytesMut::from(&m.data[..]);
         self.held = Some((m, data));
-        out
+        Ok(out)
     }
 
     /// The held message, with the data of its continuations.
@@ -355,5 +380,45 @@ impl Reassembler {
     /// True while a message is held.
     pub fn is_holding(&self) -> bool {
         self.held.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(index: u32, data: &[u8]) -> Message {
+        Message {
+            session: 1,
+            request_id: 5,
+            index,
+            json: Bytes::from_static(br#"{"id":5}"#),
+            data: Bytes::copy_from_slice(data),
+            header: Header::default(),
+        }
+    }
+
+    #[test]
+    fn continuations_past_the_limit_are_refused_not_buffered() {
+        // A device that keeps sending packets 1, 2, 3... of one reply grew the joined data
+        // without bound.
+        let mut r = Reassembler::new(1000);
+        assert_eq!(r.push(packet(0, &[0; 100])), Ok(vec![]));
+        for i in 1..10 {
+            assert_eq!(r.push(packet(i, &[1; 100])), Ok(vec![]));
+        }
+        assert_eq!(
+            r.push(packet(10, &[2; 100])),
+            Err(FrameError::TooLarge {
+                len: 1100,
+                max: 1000
+            })
+        );
+        assert!(!r.is_holding());
+        // Up to the limit the data is joined as before.
+        let mut r = Reassembler::new(1000);
+        r.push(packet(0, &[0; 500])).unwrap();
+        r.push(packet(1, &[1; 500])).unwrap();
+        assert_eq!(r.flush().unwrap().data.len(), 1000);
     }
 }

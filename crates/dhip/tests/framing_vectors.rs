@@ -97,7 +97,7 @@ fn per_packet_json_fragments_join_their_data() {
     let mut r = Reassembler::default();
     let mut done = Vec::new();
     for m in msgs {
-        done.extend(r.push(m));
+        done.extend(r.push(m).unwrap());
     }
     assert!(done.is_empty(), "held until something else arrives");
     let whole = r.flush().unwrap();

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use media::{
     Codec, Frame, G711Law, MediaKind, Source, SourceError, SourceErrorKind, SourceSession,
     TrackInfo,
@@ -244,8 +244,10 @@ impl RtspSession {
             .read_timeout
             .map(|limit| (limit, tokio::time::Instant::now() + limit));
         loop {
+            // Retina parses what the camera sends; a panic in it is this session's error.
+            let next = std::panic::AssertUnwindSafe(self.demuxed.next()).catch_unwind();
             let item = match deadline {
-                Some((limit, at)) => match tokio::time::timeout_at(at, self.demuxed.next()).await {
+                Some((limit, at)) => match tokio::time::timeout_at(at, next).await {
                     Ok(item) => item,
                     Err(_) => {
                         return Err(SourceError::new(
@@ -254,7 +256,11 @@ impl RtspSession {
                         ));
                     }
                 },
-                None => self.demuxed.next().await,
+                None => next.await,
+            };
+            let item = match item {
+                Ok(item) => item,
+                Err(panic) => return Err(retina_panic(&self.url, "reading media", panic)),
             };
             match item {
                 None => {
@@ -385,8 +391,13 @@ async fn open(
             debug!("{url}: stale session(s) still pending after {wait:?}; connecting anyway");
         }
     }
-    match tokio::time::timeout(limit, open_inner(url.clone(), creds, &options, group)).await {
-        Ok(r) => r,
+    // Retina parses the camera's answers (sdp-types 0.1.8 asserts on some malformed SDP): a
+    // panic while connecting is a failed connection, not a crashed process.
+    let attempt = std::panic::AssertUnwindSafe(open_inner(url.clone(), creds, &options, group))
+        .catch_unwind();
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(panic)) => Err(retina_panic(&url, "connecting", panic)),
         Err(_) => Err(SourceError::new(
             SourceErrorKind::Timeout,
             format!("{url}: no stream within the connect timeout of {limit:?}"),
@@ -695,6 +706,22 @@ fn connect_error(url: &Url, step: &str, e: &retina::Error) -> SourceError {
     SourceError::new(kind, format!("{url}: {what}: {text}"))
 }
 
+/// A panic of the RTSP client library on what the camera sent (a parser bug on hostile input).
+fn retina_panic(url: &Url, step: &str, panic: Box<dyn std::any::Any + Send>) -> SourceError {
+    let why = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    SourceError::new(
+        SourceErrorKind::Protocol,
+        format!(
+            "{url}: {step}: the RTSP client (retina) panicked on what the camera sent: {}",
+            why.replace('\n', " ")
+        ),
+    )
+}
+
 /// Classifies an error while streaming.
 fn stream_error(url: &Url, e: &retina::Error) -> SourceError {
     let text = e.to_string();
@@ -879,6 +906,67 @@ mod tests {
         let e = RtspSource::new("rtsp://u:pw@[::1/x", RtspSourceOptions::default()).unwrap_err();
         assert_eq!(e.kind, SourceErrorKind::Protocol);
         assert!(!e.message.contains("pw"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn an_sdp_that_panics_the_sdp_parser_is_a_protocol_error() {
+        // A line without `=` followed by another line made sdp-types 0.1.8 (inside retina's
+        // DESCRIBE handling) fail `assert_eq!(line.key, b'm')`: a hostile camera panicked us.
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n\
+                   m=video 0 RTP/AVP 96\r\nbad\r\na=rtpmap:96 H264/90000\r\n";
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let camera = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            loop {
+                let mut chunk = [0u8; 4096];
+                let n = sock.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end + 4);
+                    let cseq = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("CSeq:"))
+                        .unwrap_or("1")
+                        .trim()
+                        .to_string();
+                    let answer = if head.starts_with("DESCRIBE") {
+                        format!(
+                            "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n\
+                             Content-Length: {}\r\n\r\n{sdp}",
+                            sdp.len()
+                        )
+                    } else {
+                        format!(
+                            "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\
+                             Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n"
+                        )
+                    };
+                    if sock.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let source = RtspSource::new(
+            &format!("rtsp://127.0.0.1:{port}/cam"),
+            RtspSourceOptions::default(),
+        )
+        .unwrap();
+        let e = source.open().await.unwrap_err();
+        assert_eq!(e.kind, SourceErrorKind::Protocol, "{e}");
+        assert!(
+            e.message.contains("panicked on what the camera sent"),
+            "{e}"
+        );
+        assert!(e.message.contains(&format!("127.0.0.1:{port}/cam")), "{e}");
+        camera.abort();
     }
 
     #[test]

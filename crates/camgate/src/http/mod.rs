@@ -196,6 +196,9 @@ async fn basic_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Respons
     let gate = &ctx.app.gate;
     if let Some((user, pass)) = offered {
         if let Err(wait) = gate.login_allowed(peer, Instant::now()) {
+            // The answer waits (at most a second), so that a client hammering on one
+            // keep-alive connection costs one answer per second, not one per round trip.
+            tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
             let mut resp = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many failed logins from this address; try again later",
@@ -203,7 +206,7 @@ async fn basic_auth(State(ctx): State<Ctx>, req: Request, next: Next) -> Respons
             .into_response();
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
-                HeaderValue::from(wait.as_secs().max(1)),
+                HeaderValue::from((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)),
             );
             return resp;
         }

@@ -42,11 +42,30 @@ fn parse_rfc1123(date: &str) -> Option<i64> {
     ];
     let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u32 + 1;
     let day: u32 = day.parse().ok()?;
-    let year: i64 = year.parse().ok()?;
+    // Four digits, like `parse_created`: a larger year overflows the day arithmetic.
+    let year: i64 = year.parse().ok().filter(|y| (0..=9999).contains(y))?;
     let mut hms = time.split(':').map(|p| p.parse::<i64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
     if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_date_with_a_huge_year_is_unreadable_not_an_overflow() {
+        // The year went into the day count unchecked: i64 overflow, a panic in debug builds.
+        let huge = "Mon, 18 Dec 9223372036854775807 19:19:43 GMT";
+        assert_eq!(parse_date(huge), None);
+        assert_eq!(clock_offset(huge, 1_700_000_000), None);
+        assert_eq!(parse_date("Mon, 18 Dec 10000 19:19:43 GMT"), None);
+        assert_eq!(
+            parse_date("Mon, 18 Dec 2023 19:19:43 GMT"),
+            Some(1_702_927_183)
+        );
+    }
 }

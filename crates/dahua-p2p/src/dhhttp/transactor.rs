@@ -16,7 +16,8 @@
 //!   `CSeq: 0` or none follows the [`ZeroCSeqPolicy`]. Responses to finished requests are
 //!   reported as duplicates and otherwise ignored.
 //! * **Provisional** `1xx` (`100 Trying`) stops retransmission and extends the wait to
-//!   [`TransactorConfig::provisional_wait`] from its arrival.
+//!   [`TransactorConfig::provisional_wait`] from the arrival of the first one (later ones do
+//!   not extend it again).
 //! * **Clock skew**: a `401` whose body says `<Error>TimeOut</Error>` ends the request with
 //!   [`TxEvent::ClockSkew`] instead of [`TxEvent::Done`], so the caller can resync from `Date`
 //!   ([`super::clock_offset`]) and retry.
@@ -492,8 +493,12 @@ impl Transactor {
         };
         if response.is_provisional() {
             let p = &mut self.pending[i];
+            // Only the first provisional extends the wait: a peer repeating `100 Trying` must
+            // not keep a request alive for ever.
+            if !p.provisional {
+                p.deadline = now + self.config.provisional_wait;
+            }
             p.provisional = true;
-            p.deadline = now + self.config.provisional_wait;
             self.events.push_back(TxEvent::Provisional {
                 id: p.id,
                 code: response.code,

@@ -221,7 +221,7 @@ async fn read_loop(
     dropped: Arc<AtomicU64>,
 ) {
     let mut dec = Decoder::new(max_message);
-    let mut joiner = Reassembler::default();
+    let mut joiner = Reassembler::new(max_message);
     let why = loop {
         let buf = dec.buffer_mut();
         buf.reserve(16 * 1024);
@@ -233,11 +233,17 @@ async fn read_loop(
         let mut failed = None;
         loop {
             match dec.next_message() {
-                Ok(Some(m)) => {
-                    for m in joiner.push(m) {
-                        dispatch(m, &peer, &waiters, &pushes, &dropped);
+                Ok(Some(m)) => match joiner.push(m) {
+                    Ok(done) => {
+                        for m in done {
+                            dispatch(m, &peer, &waiters, &pushes, &dropped);
+                        }
                     }
-                }
+                    Err(e) => {
+                        failed = Some(format!("{e}"));
+                        break;
+                    }
+                },
                 Ok(None) => break,
                 Err(e) => {
                     failed = Some(format!("{e}"));

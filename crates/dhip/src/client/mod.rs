@@ -291,17 +291,24 @@ fn login_error(peer: &str, mut source: LoginError, user: &str) -> Error {
     }
 }
 
+/// Longest keep-alive interval taken from a device: a larger `keepAliveInterval` (a broken or
+/// hostile reply) is clamped, so the timers built from it cannot overflow.
+pub const MAX_KEEPALIVE: Duration = Duration::from_secs(24 * 3600);
+
 fn keepalive_of(r: &Response, cfg: &ClientConfig) -> Duration {
     r.params
         .get("keepAliveInterval")
         .and_then(as_u64_lenient)
         .filter(|s| *s > 0)
-        .map_or(cfg.default_keepalive, Duration::from_secs)
+        .map_or(cfg.default_keepalive, |s| {
+            Duration::from_secs(s).min(MAX_KEEPALIVE)
+        })
 }
 
-/// When to send the next keep-alive for a session that expires after `interval`.
+/// When to send the next keep-alive for a session that expires after `interval` (at most
+/// [`MAX_KEEPALIVE`]).
 pub fn keepalive_period(interval: Duration) -> Duration {
-    let s = interval.as_secs_f64();
+    let s = interval.min(MAX_KEEPALIVE).as_secs_f64();
     let margin = (s / 4.0).min(5.0);
     Duration::from_secs_f64((s - margin).max(0.5))
 }
@@ -591,5 +598,35 @@ impl Client {
             .await
             .as_ref()
             .map_or(0, |l| l.conn.pushes_dropped())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_keepalive_interval_from_the_device_is_clamped() {
+        // u64::MAX seconds: `Duration::from_secs_f64` panicked on it, and a tokio interval
+        // of anything near it overflowed `Instant + Duration`.
+        let r = Response::from_json(
+            br#"{"id":2,"result":true,"params":{"keepAliveInterval":18446744073709551615}}"#,
+        )
+        .unwrap();
+        let interval = keepalive_of(&r, &ClientConfig::new("admin", "pw"));
+        assert_eq!(interval, MAX_KEEPALIVE);
+        let period = keepalive_period(interval);
+        assert_eq!(period, MAX_KEEPALIVE - Duration::from_secs(5));
+        assert!(tokio::time::Instant::now().checked_add(period).is_some());
+        assert_eq!(keepalive_period(Duration::MAX), period);
+    }
+
+    #[test]
+    fn a_sane_keepalive_interval_is_kept() {
+        let r = Response::from_json(br#"{"id":2,"result":true,"params":{"keepAliveInterval":60}}"#)
+            .unwrap();
+        let interval = keepalive_of(&r, &ClientConfig::new("admin", "pw"));
+        assert_eq!(interval, Duration::from_secs(60));
+        assert_eq!(keepalive_period(interval), Duration::from_secs(55));
     }
 }

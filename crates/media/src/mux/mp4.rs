@@ -38,6 +38,9 @@ impl Default for Mp4Options {
     }
 }
 
+/// Queued sample bytes at which a fragment is written whatever the timestamps say.
+const MAX_FRAGMENT_BYTES: usize = 64 << 20;
+
 /// `trun` sample flags for a sync sample (depends on no other sample).
 const SYNC_FLAGS: u32 = 0x0200_0000;
 /// `trun` sample flags for a non-sync sample (depends on others, is_non_sync_sample).
@@ -235,6 +238,17 @@ impl Fmp4Muxer {
         let t = &mut self.tracks[ti];
         if t.held.is_some() {
             self.release_held(ti, frame.ts);
+        }
+        // However the timestamps go, a fragment stays far below the 32-bit sizes of `trun`
+        // and `mdat` (and the memory it takes).
+        let queued: usize = self
+            .tracks
+            .iter()
+            .flat_map(|t| &t.queued)
+            .map(|q| q.data.len())
+            .sum();
+        if queued >= MAX_FRAGMENT_BYTES {
+            self.emit_fragment(out);
         }
         let t = &mut self.tracks[ti];
         if t.decode_time.is_none() && t.queued.is_empty() {
@@ -804,6 +818,35 @@ mod tests {
 
     fn frame(track: usize, ts: i64, key: bool, body: &[u8]) -> Frame {
         Frame::new(track, ts, key, Bytes::copy_from_slice(body))
+    }
+
+    #[test]
+    fn a_fragment_is_cut_by_size_when_timestamps_barely_advance() {
+        // Timestamps one tick apart never reach the one-second cut: the queue held every
+        // frame until the next keyframe, whose fragment (4.3 GiB here) overflowed the 32-bit
+        // `mdat` size and panicked.
+        let mut m = Fmp4Muxer::new(&[(0, h264_track())], Mp4Options::default()).unwrap();
+        let body = Bytes::from(vec![0x41u8; 4 << 20]);
+        let mut out = Vec::new();
+        let mut mdats = Vec::new();
+        for ts in 0..=1101 {
+            out.clear();
+            let key = ts == 0 || ts == 1101;
+            assert!(m.push(&Frame::new(0, ts, key, body.clone()), &mut out));
+            mdats.extend(
+                top_boxes(&out)
+                    .into_iter()
+                    .filter(|(k, _)| k == b"mdat")
+                    .map(|(_, b)| b.len()),
+            );
+        }
+        assert!(mdats.len() > 60, "{} fragments", mdats.len());
+        assert!(
+            mdats
+                .iter()
+                .all(|&n| n <= MAX_FRAGMENT_BYTES + body.len() + 8),
+            "{mdats:?}"
+        );
     }
 
     #[test]

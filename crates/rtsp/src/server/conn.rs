@@ -102,6 +102,14 @@ pub(crate) struct Connection {
     last_request: Instant,
 }
 
+/// A wait in whole seconds for `Retry-After`, rounded up (at least 1).
+pub(crate) fn whole_seconds(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
+/// The longest a throttled login's answer is held back.
+const THROTTLED_ANSWER_DELAY: Duration = Duration::from_secs(1);
+
 /// Why a connection is closed for lack of activity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timeout {
@@ -120,6 +128,8 @@ struct Reply {
     body: Vec<u8>,
     /// Start this session's sender after the reply is written.
     start: Option<(String, Box<Prepared>)>,
+    /// Hold the reply back this long (a client that must wait before logging in again).
+    delay: Option<Duration>,
 }
 
 impl Reply {
@@ -129,6 +139,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             start: None,
+            delay: None,
         }
     }
 
@@ -208,7 +219,11 @@ impl Connection {
                         }
                     }
                     Err(e) => {
-                        warn!(peer = %self.peer, "{e}");
+                        if let Some(suppressed) =
+                            self.server.malformed_log.allow(std::time::Instant::now())
+                        {
+                            warn!(peer = %self.peer, "{e} (malformed messages not logged since the last line: {suppressed})");
+                        }
                         self.server.counters.errors.fetch_add(1, Ordering::Relaxed);
                         let _ = self
                             .write_raw(b"RTSP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -368,6 +383,15 @@ impl Connection {
             self.server.counters.errors.fetch_add(1, Ordering::Relaxed);
             debug!(peer = %self.peer, method = ?req.method(), status = ?reply.status, "request refused");
         }
+        if let Some(delay) = reply.delay {
+            // The answer to a throttled login waits, so that a client hammering on one
+            // connection costs one answer per delay, not one per round trip.
+            let mut closing = self.server.closing.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = closing.wait_for(|c| *c) => return false,
+            }
+        }
         let version = if version == Version::V2_0 {
             Version::V1_0
         } else {
@@ -406,9 +430,12 @@ impl Connection {
             && !server.auth.is_open()
             && let Err(wait) = server.cfg.gate.login_allowed(ip, std::time::Instant::now())
         {
-            // This address failed too often: its credentials are not even looked at.
-            return Err(Reply::new(StatusCode::ServiceUnavailable)
-                .header(headers::RETRY_AFTER, wait.as_secs().max(1).to_string()));
+            // This address failed too often: its credentials are not even looked at, and the
+            // answer comes after (at most a second of) the wait.
+            let mut r = Reply::new(StatusCode::ServiceUnavailable)
+                .header(headers::RETRY_AFTER, whole_seconds(wait).to_string());
+            r.delay = Some(wait.min(THROTTLED_ANSWER_DELAY));
+            return Err(r);
         }
         let uri = req.request_uri().map_or("", |u| u.as_str());
         let attempt = Attempt {

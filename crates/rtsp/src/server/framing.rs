@@ -73,6 +73,8 @@ pub struct Framer {
     scan: Scan,
     /// Bytes at the start of the buffer already searched for the head's end.
     searched: usize,
+    /// The first line of the message was found and looks like RTSP.
+    first_line_ok: bool,
 }
 
 impl Framer {
@@ -88,6 +90,7 @@ impl Framer {
             // The item's bytes are removed by the caller: start afresh.
             self.scan = Scan::Head;
             self.searched = 0;
+            self.first_line_ok = false;
         }
         item
     }
@@ -112,7 +115,11 @@ impl Framer {
         let total = match self.scan {
             Scan::Body { total } => total,
             Scan::Head => {
-                let Some(head) = self.find_head_end(buf) else {
+                if !buf[0].is_ascii_uppercase() {
+                    // Neither a request (a method token), a response (`RTSP/`) nor data (`$`).
+                    return Err(malformed("not an RTSP message", buf));
+                }
+                let Some(head) = self.find_head_end(buf)? else {
                     if buf.len() > MAX_HEAD {
                         return Err(malformed(
                             format!("no end of message head in {MAX_HEAD} bytes"),
@@ -149,25 +156,50 @@ impl Framer {
 
     /// The length of the head (through its blank line) if the buffer holds all of it. Looks
     /// only at bytes not searched before (and the three before them, for a split `\r\n\r\n`).
-    fn find_head_end(&mut self, buf: &[u8]) -> Option<usize> {
+    /// A first line that is not an RTSP request or status line is an error at once.
+    fn find_head_end(&mut self, buf: &[u8]) -> Result<Option<usize>, Malformed> {
         let from = self.searched.saturating_sub(3).min(buf.len());
         let limit = buf.len().min(MAX_HEAD + 4);
         let mut i = from;
         while i < limit {
             if buf[i] == b'\n' {
+                if !self.first_line_ok {
+                    if !plausible_first_line(&buf[..i]) {
+                        return Err(malformed("not an RTSP request line", buf));
+                    }
+                    self.first_line_ok = true;
+                }
                 // "\n\n" or "\n\r\n" ends the head (bare LF line ends are tolerated).
                 if buf.get(i + 1) == Some(&b'\n') {
-                    return Some(i + 2);
+                    return Ok(Some(i + 2));
                 }
                 if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
-                    return Some(i + 3);
+                    return Ok(Some(i + 3));
                 }
             }
             i += 1;
         }
         self.searched = limit;
-        None
+        Ok(None)
     }
+}
+
+/// Whether a message's first line can be RTSP: a status line (`RTSP/1.0 200 OK`) or a request
+/// line `METHOD URI RTSP/1.0` (or `RTSP/2.0`) with a token for the method.
+fn plausible_first_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.starts_with(b"RTSP/") {
+        return true;
+    }
+    let Some(sp) = line.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    let method = &line[..sp];
+    !method.is_empty()
+        && method
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && (line.ends_with(b" RTSP/1.0") || line.ends_with(b" RTSP/2.0"))
 }
 
 /// The `Content-Length` of a head (0 when absent); an error when it is not a number or given
@@ -237,6 +269,23 @@ mod tests {
         let e = next_item(b"\x00\x01garbage\r\n\r\n").unwrap_err();
         assert!(e.excerpt.starts_with("0001"));
         assert!(next_item(&[b'A'; MAX_HEAD + 1]).is_err());
+    }
+
+    #[test]
+    fn a_first_line_that_is_not_rtsp_is_refused_at_once() {
+        // Binary garbage, HTTP on the RTSP port, a method that is not a token: no waiting for
+        // the end of a head that will never come.
+        assert!(next_item(b"\x16\x03\x01").is_err());
+        assert!(next_item(b"GET / HTTP/1.1\r\nHost").is_err());
+        assert!(next_item(b"DESC<RIBE rtsp://x/a RTSP/1.0\r\n").is_err());
+        assert!(matches!(
+            next_item(b"DESCRIBE rtsp://x/a RTSP/1.0\r\nCSeq"),
+            Ok(Item::NeedMore)
+        ));
+        assert!(matches!(
+            next_item(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"),
+            Ok(Item::Other(_))
+        ));
     }
 
     #[test]

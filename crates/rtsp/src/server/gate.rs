@@ -95,15 +95,16 @@ impl From<IpAddr> for AddrKey {
 /// At most one log line per `every` for a kind of event; the lines in between are counted and
 /// reported with the next one.
 #[derive(Debug)]
-struct Throttled {
+pub struct LogThrottle {
     every: Duration,
     last: Mutex<Option<Instant>>,
     suppressed: AtomicU64,
 }
 
-impl Throttled {
-    fn new(every: Duration) -> Self {
-        Throttled {
+impl LogThrottle {
+    /// A throttle letting one line through per `every`.
+    pub fn new(every: Duration) -> Self {
+        LogThrottle {
             every,
             last: Mutex::new(None),
             suppressed: AtomicU64::new(0),
@@ -111,7 +112,7 @@ impl Throttled {
     }
 
     /// `Some(lines suppressed since the last one)` when a line may be written now.
-    fn allow(&self, now: Instant) -> Option<u64> {
+    pub fn allow(&self, now: Instant) -> Option<u64> {
         let mut last = self.last.lock().expect("log throttle");
         if last.is_some_and(|t| now.duration_since(t) < self.every) {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
@@ -142,7 +143,7 @@ pub struct Gate {
     total: AtomicUsize,
     per_address: Mutex<HashMap<AddrKey, usize>>,
     failures: Mutex<HashMap<AddrKey, Failures>>,
-    refusal_log: Throttled,
+    refusal_log: LogThrottle,
     counters: GateCounters,
 }
 
@@ -186,7 +187,7 @@ impl Gate {
             total: AtomicUsize::new(0),
             per_address: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
-            refusal_log: Throttled::new(Duration::from_secs(10)),
+            refusal_log: LogThrottle::new(Duration::from_secs(10)),
             counters: GateCounters::default(),
         })
     }
@@ -424,7 +425,7 @@ mod tests {
 
     #[test]
     fn refusal_log_is_throttled() {
-        let t = Throttled::new(Duration::from_secs(10));
+        let t = LogThrottle::new(Duration::from_secs(10));
         let t0 = Instant::now();
         assert_eq!(t.allow(t0), Some(0));
         assert_eq!(t.allow(t0 + Duration::from_secs(1)), None);

@@ -20,7 +20,7 @@ mod udp;
 mod wire;
 
 pub use auth::{AuthFailure, Authenticator, User};
-pub use gate::{ConnectionLimits, Gate, GateCounters, LoginBackoff, Permit, Refusal};
+pub use gate::{ConnectionLimits, Gate, GateCounters, LogThrottle, LoginBackoff, Permit, Refusal};
 pub use sdp::{describe as describe_sdp, payload_types};
 
 use std::net::SocketAddr;
@@ -158,6 +158,8 @@ pub struct RtspServer {
     kick: tokio::sync::watch::Sender<u64>,
     /// Set when the server shuts down: connections close cleanly and no new one is accepted.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Malformed messages are logged at most once per 10 s (with the count in between).
+    malformed_log: LogThrottle,
     udp_task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -188,6 +190,7 @@ impl RtspServer {
             counters: Arc::new(ServerCounters::default()),
             kick: tokio::sync::watch::channel(0).0,
             closing: tokio::sync::watch::channel(false).0,
+            malformed_log: LogThrottle::new(Duration::from_secs(10)),
             udp_task: std::sync::Mutex::new(None),
         });
         if let Some(u) = &server.udp {
