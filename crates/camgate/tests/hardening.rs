@@ -277,39 +277,10 @@ async fn slow_idle_and_unauthenticated_connections_are_closed_but_players_stay()
     assert_eq!(idle.request("DESCRIBE", &url, &[&h]).await.status, 200);
     // One that plays (Basic is accepted too).
     let mut player = RawRtsp::connect(addr).await;
-    let basic = "Authorization: Basic dmlld2VyOnMzY3JldA==";
-    let d = player.request("DESCRIBE", &url, &[basic]).await;
-    assert_eq!(d.status, 200);
-    let tracks = String::from_utf8_lossy(&d.body).matches("m=").count();
-    let mut session = String::new();
-    for t in 0..tracks {
-        let tr = format!(
-            "Transport: RTP/AVP/TCP;unicast;interleaved={}-{}",
-            2 * t,
-            2 * t + 1
-        );
-        let sess = format!("Session: {session}");
-        let mut h = vec![basic, tr.as_str()];
-        if !session.is_empty() {
-            h.push(&sess);
-        }
-        let r = player
-            .request("SETUP", &format!("{url}/trackID={t}"), &h)
-            .await;
-        assert_eq!(r.status, 200);
-        session = r
-            .header("Session")
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .into();
-    }
-    let sess = format!("Session: {session}");
-    assert_eq!(
-        player.request("PLAY", &url, &[basic, &sess]).await.status,
-        200
-    );
+    player
+        .extra
+        .push("Authorization: Basic dmlld2VyOnMzY3JldA==".into());
+    player.play_tcp(&url).await;
 
     let t0 = Instant::now();
     let slow_fate = fate(&mut slow, Duration::from_secs(4)).await;
@@ -763,43 +734,11 @@ async fn sigterm_tears_the_camera_down_and_closes_readers_cleanly() {
     let url = format!("rtsp://{}/cam", served.rtsp);
     let mut reader = RawRtsp::connect(served.rtsp).await;
     let d = reader.request("DESCRIBE", &url, &[]).await;
-    let basic = "Authorization: Basic dmlld2VyOnMzY3JldA==";
     assert_eq!(d.status, 401);
-    let d = reader.request("DESCRIBE", &url, &[basic]).await;
-    assert_eq!(d.status, 200);
-    let (session, _) = {
-        let tracks = String::from_utf8_lossy(&d.body).matches("m=").count();
-        let mut session = String::new();
-        for t in 0..tracks {
-            let tr = format!(
-                "Transport: RTP/AVP/TCP;unicast;interleaved={}-{}",
-                2 * t,
-                2 * t + 1
-            );
-            let sess = format!("Session: {session}");
-            let mut h = vec![basic, tr.as_str()];
-            if !session.is_empty() {
-                h.push(&sess);
-            }
-            let r = reader
-                .request("SETUP", &format!("{url}/trackID={t}"), &h)
-                .await;
-            assert_eq!(r.status, 200);
-            session = r
-                .header("Session")
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .into();
-        }
-        (session, ())
-    };
-    let sess = format!("Session: {session}");
-    assert_eq!(
-        reader.request("PLAY", &url, &[basic, &sess]).await.status,
-        200
-    );
+    reader
+        .extra
+        .push("Authorization: Basic dmlld2VyOnMzY3JldA==".into());
+    reader.play_tcp(&url).await;
     let camera_counters = cam.server().counters().clone();
     let playing = || {
         camera_counters

@@ -242,6 +242,8 @@ pub async fn ffprobe_codecs(url: &str) -> Vec<String> {
 pub struct RawRtsp {
     pub sock: TcpStream,
     pub cseq: u32,
+    /// Header lines sent with every request (an `Authorization`, say).
+    pub extra: Vec<String>,
     buf: Vec<u8>,
 }
 
@@ -267,6 +269,7 @@ impl RawRtsp {
         RawRtsp {
             sock: TcpStream::connect(addr).await.unwrap(),
             cseq: 0,
+            extra: Vec::new(),
             buf: Vec::new(),
         }
     }
@@ -276,6 +279,7 @@ impl RawRtsp {
         RawRtsp {
             sock,
             cseq: 0,
+            extra: Vec::new(),
             buf: Vec::new(),
         }
     }
@@ -287,6 +291,7 @@ impl RawRtsp {
         RawRtsp {
             sock: s.connect(addr).await.unwrap(),
             cseq: 0,
+            extra: Vec::new(),
             buf: Vec::new(),
         }
     }
@@ -300,7 +305,12 @@ impl RawRtsp {
     pub async fn request(&mut self, method: &str, url: &str, headers: &[&str]) -> RawResponse {
         self.cseq += 1;
         let mut req = format!("{method} {url} RTSP/1.0\r\nCSeq: {}\r\n", self.cseq);
-        for h in headers {
+        for h in self
+            .extra
+            .iter()
+            .map(String::as_str)
+            .chain(headers.iter().copied())
+        {
             req.push_str(h);
             req.push_str("\r\n");
         }
