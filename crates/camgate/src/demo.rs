@@ -148,7 +148,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     println!("  metrics:  http://{http}/metrics");
     println!("Try: ffplay rtsp://{rtsp}/demo   (Ctrl-C to stop)");
     crate::signals::survive_hangup();
-    crate::simcmd::wait(args.duration.map(Duration::from_secs_f64)).await;
+    let why = crate::simcmd::wait(args.duration.map(Duration::from_secs_f64)).await;
+    tracing::info!("{}: shutting down", why.unwrap_or("--duration over"));
     running.shutdown().await;
     drop(cams);
     drop(dhip_sim);

@@ -274,17 +274,16 @@ pub async fn run(kind: SimKind) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM, or for `duration` if given.
-pub async fn wait(duration: Option<Duration>) {
+/// Waits for SIGINT (Ctrl-C) or SIGTERM, or for `duration` if given; the signal's name, or
+/// `None` when the duration ran out.
+pub async fn wait(duration: Option<Duration>) -> Option<&'static str> {
     match duration {
         Some(d) => {
             tokio::select! {
-                _ = tokio::time::sleep(d) => {}
-                _ = crate::signals::stop() => {}
+                _ = tokio::time::sleep(d) => None,
+                s = crate::signals::stop() => Some(s),
             }
         }
-        None => {
-            crate::signals::stop().await;
-        }
+        None => Some(crate::signals::stop().await),
     }
 }
