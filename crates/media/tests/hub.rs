@@ -1,7 +1,8 @@
-//! Hub behaviour: on-demand lifecycle, reconnect, liveness, GOP cache, slow readers.
+//! Hub behaviour: on-demand lifecycle, reconnect, liveness, GOP cache, slow readers. The
+//! lifecycle tests run on tokio's paused clock: no real sleeping, and times are exact.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,6 +25,8 @@ struct Script {
 struct MockSource {
     script: Script,
     dials: AtomicU32,
+    /// When each dial happened (tokio's clock).
+    dial_times: Mutex<Vec<tokio::time::Instant>>,
     live_sessions: Arc<AtomicUsize>,
 }
 
@@ -32,6 +35,7 @@ impl MockSource {
         Arc::new(MockSource {
             script,
             dials: AtomicU32::new(0),
+            dial_times: Mutex::new(Vec::new()),
             live_sessions: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -70,6 +74,10 @@ fn tracks() -> Vec<TrackInfo> {
 impl Source for MockSource {
     fn connect(&self) -> BoxFuture<'static, Result<Box<dyn SourceSession>, SourceError>> {
         let dial = self.dials.fetch_add(1, Ordering::SeqCst);
+        self.dial_times
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
         let s = &self.script;
         let fail = dial < s.fail_first_dials;
         let session = MockSession {
@@ -161,7 +169,7 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
     panic!("condition not reached within 3 s");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn source_starts_on_first_reader_and_stops_after_idle_timeout() {
     let hub = Hub::new();
     let src = MockSource::new(Script {
@@ -183,7 +191,7 @@ async fn source_starts_on_first_reader_and_stops_after_idle_timeout() {
     assert_eq!(src.live_sessions.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn preload_starts_without_readers_and_retries_failed_first_dials() {
     let hub = Hub::new();
     let src = MockSource::new(Script {
@@ -205,7 +213,7 @@ async fn preload_starts_without_readers_and_retries_failed_first_dials() {
     assert!(stream.stats().last_error.is_none());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reader_resumes_after_source_drops_with_continuous_timestamps() {
     let hub = Hub::new();
     let src = MockSource::new(Script {
@@ -238,7 +246,7 @@ async fn reader_resumes_after_source_drops_with_continuous_timestamps() {
     assert!(src.dials.load(Ordering::SeqCst) >= 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn video_silence_triggers_reconnect_even_while_audio_flows() {
     let hub = Hub::new();
     let src = MockSource::new(Script {
@@ -260,7 +268,7 @@ async fn video_silence_triggers_reconnect_even_while_audio_flows() {
     let _ = err; // cleared by the successful reconnect; the dial count proves the watchdog fired
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn new_reader_starts_at_cached_keyframe_at_once() {
     let hub = Hub::new();
     let src = MockSource::new(Script {
@@ -289,7 +297,7 @@ async fn new_reader_starts_at_cached_keyframe_at_once() {
     assert!(n > 6, "only {n} frames from the GOP cache");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stalled_reader_is_skipped_and_bounded_without_slowing_others() {
     let hub = Hub::new();
     let src = MockSource::new(Script {
@@ -340,7 +348,7 @@ async fn stalled_reader_is_skipped_and_bounded_without_slowing_others() {
     assert!(bytes <= 100_000, "stalled queue held {bytes} bytes");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn describe_reports_why_a_source_is_unavailable() {
     let hub = Hub::new();
     let src = MockSource::new(Script {
@@ -356,6 +364,121 @@ async fn describe_reports_why_a_source_is_unavailable() {
     ));
 }
 
+/// The gaps between successive dials of `src`.
+fn dial_gaps(src: &MockSource) -> Vec<Duration> {
+    let t = src.dial_times.lock().unwrap();
+    t.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_source_stops_one_idle_timeout_after_the_last_reader_leaves() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 10,
+        ..Script::default()
+    });
+    let stream = hub.add_stream("cam", src.clone(), fast_opts());
+    let mut reader = stream.subscribe().await.unwrap();
+    assert!(reader.recv().await.is_some());
+    drop(reader);
+    // idle_timeout is 200 ms: still up just before, down just after.
+    tokio::time::sleep(Duration::from_millis(190)).await;
+    assert_eq!(stream.state(), StreamState::Streaming);
+    assert_eq!(src.live_sessions.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(stream.state(), StreamState::Idle);
+    assert_eq!(src.live_sessions.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        stream.stats().reconnects,
+        0,
+        "an idle stop is not a reconnect"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_delays_double_from_backoff_min_up_to_backoff_max() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        gop: 10,
+        fail_first_dials: 7,
+        ..Script::default()
+    });
+    let stream = hub.add_stream(
+        "cam",
+        src.clone(),
+        StreamOptions {
+            preload: true,
+            ..fast_opts()
+        },
+    );
+    wait_for(|| stream.state() == StreamState::Streaming).await;
+    // backoff_min 10 ms, backoff_max 50 ms, each delay ±25 % and never over the max.
+    let gaps = dial_gaps(&src);
+    assert_eq!(gaps.len(), 7);
+    for (gap, base) in gaps.iter().zip([10u64, 20, 40, 50, 50, 50, 50]) {
+        let (lo, hi) = (base * 3 / 4, (base * 5 / 4).min(50));
+        let ms = gap.as_secs_f64() * 1000.0;
+        assert!(
+            ms >= lo as f64 && ms <= hi as f64 + 0.5,
+            "gap {ms} ms, expected {lo}..={hi} ms; all gaps {gaps:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_that_ran_long_enough_starts_the_backoff_over() {
+    let hub = Hub::new();
+    // Each session delivers 100 video frames (400 ms) and drops; healthy after 100 ms.
+    let src = MockSource::new(Script {
+        gop: 10,
+        frames_per_session: Some(100),
+        ..Script::default()
+    });
+    let stream = hub.add_stream(
+        "cam",
+        src.clone(),
+        StreamOptions {
+            preload: true,
+            healthy_after: Duration::from_millis(100),
+            ..fast_opts()
+        },
+    );
+    wait_for(|| src.dials.load(Ordering::SeqCst) >= 6).await;
+    // Every gap is one session plus a first delay (10 ms ± 25 %), never a grown one.
+    for gap in dial_gaps(&src) {
+        assert!(
+            gap >= Duration::from_millis(400) && gap <= Duration::from_millis(420),
+            "{:?}",
+            dial_gaps(&src)
+        );
+    }
+    drop(stream);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_camera_is_not_dialled_once_its_demand_is_gone() {
+    let hub = Hub::new();
+    let src = MockSource::new(Script {
+        fail_first_dials: u32::MAX,
+        ..Script::default()
+    });
+    let stream = hub.add_stream("cam", src.clone(), fast_opts());
+    // The describe fails at the first refusal, saying why; its demand lasts idle_timeout
+    // (200 ms), during which the stream keeps trying.
+    assert!(stream.describe().await.is_err());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        src.dials.load(Ordering::SeqCst) > 1,
+        "it kept trying while wanted"
+    );
+    // A backoff wait (at most 50 ms) ends early when demand is gone.
+    tokio::time::sleep(Duration::from_millis(160)).await;
+    assert_eq!(stream.state(), StreamState::Idle);
+    let dials = src.dials.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(src.dials.load(Ordering::SeqCst), dials);
+}
+
 /// Reads what is left in a reader of a closed stream; fails unless it then ends.
 async fn drains_then_ends(reader: &mut media::hub::Reader) {
     let mut n = 0;
@@ -369,7 +492,7 @@ async fn drains_then_ends(reader: &mut media::hub::Reader) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn closing_the_hub_ends_readers() {
     let hub = Hub::new();
     let src = MockSource::new(Script {
@@ -410,7 +533,7 @@ impl Source for PanickingSource {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_panicking_source_is_retried_like_a_failed_one() {
     let hub = Hub::new();
     let src = Arc::new(PanickingSource(AtomicU32::new(0)));

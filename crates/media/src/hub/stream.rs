@@ -1,13 +1,17 @@
 //! One named stream: its source lifecycle (on-demand start, idle stop, reconnect, liveness),
 //! timestamp continuity across reconnects, the GOP cache and the fan-out to readers.
+//!
+//! Every timer and timestamp of the lifecycle comes from `tokio::time`, so tests drive it on a
+//! paused clock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::HubError;
@@ -281,7 +285,7 @@ impl Stream {
             return Ok(t.clone());
         }
         self.ensure_running();
-        let deadline = tokio::time::Instant::now() + self.opts.start_timeout;
+        let deadline = Instant::now() + self.opts.start_timeout;
         let mut ignore_failure = stale_failure;
         loop {
             {
