@@ -36,8 +36,8 @@ pub fn split_userinfo(url: &str) -> (String, Option<Credentials>) {
     let userinfo = &rest[..at];
     let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
     let creds = Credentials {
-        username: rtsp::source::percent_decode(user),
-        password: rtsp::source::percent_decode(pass),
+        username: text::percent_decode(user),
+        password: text::percent_decode(pass),
     };
     (format!("{scheme}{}", &rest[at + 1..]), Some(creds))
 }

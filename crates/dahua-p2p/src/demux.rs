@@ -2,8 +2,6 @@
 //! and DH-HTTP messages share the sockets S_dev and S_rly, so a reader looks at the first
 //! bytes to decide which core gets each datagram. Also the hex excerpt used in error messages.
 
-use std::fmt::Write;
-
 /// What a datagram is, judged by its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -42,27 +40,6 @@ pub fn classify(datagram: &[u8]) -> Kind {
         }
         _ => Kind::Unknown,
     }
-}
-
-/// How many bytes an error's hex excerpt shows.
-const EXCERPT_BYTES: usize = 32;
-
-/// The first bytes of `data` as spaced lowercase hex, with the total length when cut, so a
-/// user can find the packet in Wireshark.
-pub fn hex_excerpt(data: &[u8]) -> String {
-    let mut s = String::new();
-    for (i, b) in data.iter().take(EXCERPT_BYTES).enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        let _ = write!(s, "{b:02x}");
-    }
-    if data.is_empty() {
-        s.push_str("(none)");
-    } else if data.len() > EXCERPT_BYTES {
-        let _ = write!(s, " … ({} bytes)", data.len());
-    }
-    s
 }
 
 #[cfg(test)]
@@ -111,12 +88,5 @@ mod tests {
         assert_eq!(classify(&[0x00, 0x01, 0x00, 0x18]), Kind::Unknown);
         assert_eq!(classify(b"PTC"), Kind::Unknown);
         assert_eq!(classify(b"hello"), Kind::Unknown);
-    }
-
-    #[test]
-    fn excerpt_is_spaced_and_cut() {
-        assert_eq!(hex_excerpt(&[1, 0xab]), "01 ab");
-        assert!(hex_excerpt(&[0; 40]).ends_with("… (40 bytes)"));
-        assert_eq!(hex_excerpt(&[]), "(none)");
     }
 }

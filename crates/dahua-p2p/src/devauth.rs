@@ -145,7 +145,7 @@ impl DeviceKey {
         Aes256Ofb::new(&self.dk(nonce).into(), DEVAUTH_IV.into()).apply_keystream(&mut buf);
         String::from_utf8(buf).map_err(|e| DevAuthError::NotText {
             what: "value",
-            excerpt: crate::demux::hex_excerpt(e.as_bytes()),
+            excerpt: text::hex_excerpt(e.as_bytes()),
         })
     }
 
@@ -382,7 +382,7 @@ pub fn decrypt_info(b64: &str) -> Result<DeviceInfo, DevAuthError> {
     }
     let text = String::from_utf8(buf).map_err(|e| DevAuthError::NotText {
         what: "<Info>",
-        excerpt: crate::demux::hex_excerpt(e.as_bytes()),
+        excerpt: text::hex_excerpt(e.as_bytes()),
     })?;
     let json = serde_json::from_str(&text).map_err(|e| DevAuthError::BadJson {
         error: e.to_string(),

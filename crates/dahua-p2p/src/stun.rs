@@ -23,7 +23,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use thiserror::Error;
 
 use crate::addr::Aid;
-use crate::demux::hex_excerpt;
+use text::hex_excerpt;
 
 /// Binding Request.
 pub const BINDING_REQUEST: u16 = 0x0001;

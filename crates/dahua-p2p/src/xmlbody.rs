@@ -23,7 +23,7 @@ use std::fmt::Write;
 
 use thiserror::Error;
 
-use crate::demux::hex_excerpt;
+use text::hex_excerpt;
 
 /// The prolog some servers put before `<body>`.
 pub const XML_PROLOG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;

@@ -272,8 +272,8 @@ fn empty_body_is_an_ack() {
 fn short_datagram_error_carries_hex_excerpt() {
     let e = Frame::parse(&h("5054435000")).unwrap_err();
     assert_eq!(e.kind, FrameErrorKind::TooShort { len: 5 });
-    assert_eq!(e.excerpt, "5054435000");
-    assert!(e.to_string().contains("5054435000"), "{e}");
+    assert_eq!(e.excerpt, "50 54 43 50 00");
+    assert!(e.to_string().contains("50 54 43 50 00"), "{e}");
 }
 
 #[test]

@@ -23,7 +23,6 @@ mod rtp;
 mod rtsp;
 mod sdp;
 
-use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -170,7 +169,7 @@ impl DissectError {
             what,
             offset,
             message: message.into(),
-            excerpt: hex_excerpt(input.get(offset..).unwrap_or_default()),
+            excerpt: text::hex_excerpt(input.get(offset..).unwrap_or_default()),
         }
     }
 }
@@ -256,26 +255,6 @@ impl Fault {
     }
 }
 
-/// How many bytes an error's hex excerpt shows.
-const EXCERPT_BYTES: usize = 32;
-
-/// The first bytes of `data` as spaced hex, with the total length when cut.
-pub fn hex_excerpt(data: &[u8]) -> String {
-    let mut s = String::new();
-    for (i, b) in data.iter().take(EXCERPT_BYTES).enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        let _ = write!(s, "{b:02x}");
-    }
-    if data.is_empty() {
-        s.push_str("(none)");
-    } else if data.len() > EXCERPT_BYTES {
-        let _ = write!(s, " … ({} bytes)", data.len());
-    }
-    s
-}
-
 /// Parses hex digits, ignoring whitespace and ':' (as Wireshark's "copy as hex" gives them).
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, DissectError> {
     let near = |pos: usize| {
@@ -351,12 +330,5 @@ mod tests {
         let e = parse_hex("80 6 0").unwrap_err();
         assert!(e.to_string().contains("split"), "{e}");
         assert!(parse_hex("  ").is_err());
-    }
-
-    #[test]
-    fn excerpt_is_cut_with_length() {
-        assert_eq!(hex_excerpt(&[1, 0xab]), "01 ab");
-        assert!(hex_excerpt(&[0; 40]).ends_with("… (40 bytes)"));
-        assert_eq!(hex_excerpt(&[]), "(none)");
     }
 }

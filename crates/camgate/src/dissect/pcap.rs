@@ -17,7 +17,8 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 
 use super::rtsp::{Cut, RtspCutter, looks_like_start};
-use super::{DissectError, DissectKind, Obj, hex_excerpt};
+use super::{DissectError, DissectKind, Obj};
+use text::hex_excerpt;
 
 /// One captured frame.
 struct Captured<'a> {

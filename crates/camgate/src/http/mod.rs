@@ -245,30 +245,8 @@ fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
 }
 
 fn percent_decode(s: &str) -> Result<String, ApiError> {
-    let bad = || {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("bad query: {s:?} is not valid percent-encoded UTF-8"),
-        )
-    };
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = b.get(i + 1..i + 3).ok_or_else(bad)?;
-                // Two hex digits exactly (`from_str_radix` would also take a sign: `%+f`).
-                let digit = |c: u8| (c as char).to_digit(16).ok_or_else(bad);
-                out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| bad())
+    text::decode_query_component(s)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {s:?} is {e}")))
 }
 
 /// The `src` parameter: required, non-empty, given once.

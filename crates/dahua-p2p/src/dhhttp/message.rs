@@ -19,8 +19,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::demux::hex_excerpt;
 use crate::xmlbody::{ElementOrder, XmlBody, XmlError};
+use text::hex_excerpt;
 
 /// A request verb. The cloud speaks `DH…` (SmartPSS) and `NF…` (DMSS/EasyViewer) variants of
 /// GET and POST.

@@ -16,7 +16,6 @@
 //! * Control bodies other than `0x1A` must carry the 12-byte sub-header; `0x1A` is recognised
 //!   by its first byte alone.
 
-use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use bytes::Bytes;
@@ -54,17 +53,7 @@ pub const TYPE_AUTH_RESPONSE: u8 = 0x1A;
 /// Body type byte of AUTH FINAL.
 pub const TYPE_AUTH_FINAL: u8 = 0x1B;
 
-/// How many leading bytes of a datagram an error's hex excerpt shows.
-const EXCERPT_BYTES: usize = 48;
-
-/// The first bytes of `data` as hex, with the total length when it is cut.
-pub fn hex_excerpt(data: &[u8]) -> String {
-    let mut s = hex::encode(&data[..data.len().min(EXCERPT_BYTES)]);
-    if data.len() > EXCERPT_BYTES {
-        let _ = write!(s, "… ({} bytes)", data.len());
-    }
-    s
-}
+use text::hex_excerpt;
 
 /// The 24-byte frame header (after the magic, all fields big-endian u32).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -660,7 +660,7 @@ impl Session {
             Err(mut e) => {
                 // Report offsets within the datagram.
                 e.offset += super::frame::HEADER_LEN;
-                e.excerpt = super::frame::hex_excerpt(datagram);
+                e.excerpt = text::hex_excerpt(datagram);
                 self.stats.malformed += 1;
                 debug!(error = %e, "PTCP: body did not parse");
                 (Item::Malformed, Some(e))
@@ -845,7 +845,7 @@ impl Session {
             self.sign_ok = true;
             self.queue_control(Body::AuthResponse(Bytes::new()), Hook::None);
         } else {
-            debug!(sign = %super::frame::hex_excerpt(sign), "PTCP: wrong sign refused");
+            debug!(sign = %text::hex_excerpt(sign), "PTCP: wrong sign refused");
             self.push_event(Event::AuthFailed);
         }
     }

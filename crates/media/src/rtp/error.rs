@@ -1,23 +1,10 @@
 //! Packetizer and depacketizer errors, with the context needed to find the packet in a
 //! capture: codec, RTP sequence number and timestamp, and a hex excerpt of the bytes.
 
-use std::fmt::Write;
-
+use text::hex_excerpt;
 use thiserror::Error;
 
 use crate::codec::jpeg::JpegError;
-
-/// How many leading bytes an error's hex excerpt shows.
-const EXCERPT_BYTES: usize = 16;
-
-/// The first bytes of `data` as hex, with the total length when it is cut.
-pub fn hex_excerpt(data: &[u8]) -> String {
-    let mut s = hex::encode(&data[..data.len().min(EXCERPT_BYTES)]);
-    if data.len() > EXCERPT_BYTES {
-        let _ = write!(s, "… ({} bytes)", data.len());
-    }
-    s
-}
 
 /// What went wrong turning a frame into RTP payloads.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -105,16 +92,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hex_excerpt_cuts_long_data_and_says_how_long() {
-        assert_eq!(hex_excerpt(&[0xde, 0xad]), "dead");
-        let long = [0xabu8; 40];
-        assert_eq!(
-            hex_excerpt(&long),
-            format!("{}… (40 bytes)", "ab".repeat(16))
-        );
-    }
-
-    #[test]
     fn depacketize_error_display_names_codec_and_sequence() {
         let pkt = super::super::RtpPacket {
             payload_type: 96,
@@ -131,7 +108,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "h264 depacketizer: seq 4711 ts 90000: unsupported payload: FU-B (payload 7d01)"
+            "h264 depacketizer: seq 4711 ts 90000: unsupported payload: FU-B (payload 7d 01)"
         );
     }
 }

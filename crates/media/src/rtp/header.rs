@@ -4,7 +4,7 @@
 use bytes::{BufMut, Bytes};
 use thiserror::Error;
 
-use super::error::hex_excerpt;
+use text::hex_excerpt;
 
 /// Length of the fixed RTP header.
 pub const HEADER_LEN: usize = 12;
@@ -204,7 +204,7 @@ mod tests {
     fn malformed_headers_are_errors_with_excerpt() {
         let e = pkt(&[0x40; 12]).unwrap_err();
         assert_eq!(e.kind, RtpErrorKind::Version(1));
-        assert_eq!(e.excerpt, "40".repeat(12));
+        assert_eq!(e.excerpt, ["40"; 12].join(" "));
         assert_eq!(pkt(&[0x80; 5]).unwrap_err().kind, RtpErrorKind::TooShort);
         let mut v = vec![0x83, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 1, 1, 1, 1];
         assert_eq!(pkt(&v).unwrap_err().kind, RtpErrorKind::CsrcOverrun(3));

@@ -20,9 +20,7 @@ mod seq;
 
 use bytes::Bytes;
 
-pub use error::{
-    DepacketizeError, DepacketizeErrorKind, PacketizeError, PacketizeErrorKind, hex_excerpt,
-};
+pub use error::{DepacketizeError, DepacketizeErrorKind, PacketizeError, PacketizeErrorKind};
 pub use header::{HEADER_LEN, RtpError, RtpErrorKind, RtpPacket, put_header, write_header};
 pub use nal::NalQuirks;
 pub use seq::{SeqStatus, SeqTracker, TimestampUnwrapper};
@@ -75,7 +73,7 @@ pub fn packetize(
         codec: codec_name(codec),
         ts: frame.ts,
         kind,
-        excerpt: hex_excerpt(data),
+        excerpt: text::hex_excerpt(data),
     })
 }
 

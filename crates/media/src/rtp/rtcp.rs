@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
-use super::error::hex_excerpt;
+use text::hex_excerpt;
 
 /// Sender report packet type.
 pub const SR: u8 = 200;
@@ -182,7 +182,7 @@ mod tests {
         assert!(parse_compound(&[0x80, 200, 0, 6, 0, 0, 0, 0]).is_err());
         let e = parse_compound(&[0x40, 201, 0, 0]).unwrap_err();
         assert_eq!(e.reason, "version is not 2");
-        assert_eq!(e.excerpt, "40c90000");
+        assert_eq!(e.excerpt, "40 c9 00 00");
     }
 
     #[test]

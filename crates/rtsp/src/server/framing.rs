@@ -50,7 +50,7 @@ impl std::fmt::Display for Malformed {
 fn malformed(reason: impl Into<String>, buf: &[u8]) -> Malformed {
     Malformed {
         reason: reason.into(),
-        excerpt: hex::encode(&buf[..buf.len().min(32)]),
+        excerpt: text::hex_excerpt(buf),
     }
 }
 
@@ -267,7 +267,7 @@ mod tests {
         ));
         assert!(matches!(next_item(b"$\x00\x05ab"), Ok(Item::NeedMore)));
         let e = next_item(b"\x00\x01garbage\r\n\r\n").unwrap_err();
-        assert!(e.excerpt.starts_with("0001"));
+        assert!(e.excerpt.starts_with("00 01"));
         assert!(next_item(&[b'A'; MAX_HEAD + 1]).is_err());
     }
 

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dahua_p2p::demux::{Kind, classify, hex_excerpt};
+use dahua_p2p::demux::{Kind, classify};
 use dahua_p2p::dhhttp::{Request, Response};
 use dahua_p2p::ptcp::{Config, Event, Header, Session};
 use dahua_p2p::xmlbody::XmlBody;
+use text::hex_excerpt;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, info, warn};

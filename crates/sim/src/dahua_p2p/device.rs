@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dahua_p2p::addr::Aid;
-use dahua_p2p::demux::{Kind, classify, hex_excerpt};
+use dahua_p2p::demux::{Kind, classify};
 use dahua_p2p::ptcp::{Config, Event, Header, Session};
 use dahua_p2p::stun::{BINDING_REQUEST, BINDING_SUCCESS, MAGIC_COOKIE, StunMessage};
 use rand::Rng;
+use text::hex_excerpt;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tracing::{debug, info, warn};

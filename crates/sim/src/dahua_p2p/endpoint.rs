@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dahua_p2p::demux::{Kind, classify, hex_excerpt};
+use dahua_p2p::demux::{Kind, classify};
 use dahua_p2p::dhhttp::{Method, Request, Response, parse_request};
 use dahua_p2p::wsse::{AppCredentials, WsseError, verify};
 use dahua_p2p::xmlbody::{ElementOrder, XmlBody};
+use text::hex_excerpt;
 use tokio::net::UdpSocket;
 use tracing::{debug, info, warn};
 

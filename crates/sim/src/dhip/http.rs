@@ -272,9 +272,7 @@ impl Http {
             ("GET", p) if p.starts_with("/cgi-bin/RPC_Loadfile/") => match self.digest_gate(req) {
                 Err(r) => (r, false),
                 Ok(()) => (
-                    self.file(&rtsp::source::percent_decode(
-                        &p["/cgi-bin/RPC_Loadfile".len()..],
-                    )),
+                    self.file(&text::percent_decode(&p["/cgi-bin/RPC_Loadfile".len()..])),
                     false,
                 ),
             },
@@ -286,7 +284,7 @@ impl Http {
                     return (response("401 Unauthorized", &[], b""), false);
                 }
                 (
-                    self.file(&rtsp::source::percent_decode(&p["/RPC_Loadfile".len()..])),
+                    self.file(&text::percent_decode(&p["/RPC_Loadfile".len()..])),
                     false,
                 )
             }
